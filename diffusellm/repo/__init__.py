@@ -1,0 +1,1 @@
+"""Understanding a repository: style profile, parsing, knowledge graph, signature trie."""

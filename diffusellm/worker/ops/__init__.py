@@ -1,0 +1,1 @@
+"""Deterministic refactor operations (LibCST codemods) applied across a whole repository."""

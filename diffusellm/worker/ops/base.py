@@ -1,0 +1,246 @@
+"""Shared ground for the refactor operations: a virtual view of the repository's Python files and target lookup."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import libcst as cst
+
+from diffusellm.errors import OperationError
+
+SKIP_DIRS = frozenset(
+    {".git", ".hg", ".venv", "venv", "env", ".tox", ".nox", "node_modules", "build", "dist",
+     "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", "site-packages"}
+)
+
+SymbolKind = Literal["function", "class", "method", "variable"]
+
+
+def list_python_files(root: Path) -> list[str]:
+    """Repository-relative paths of the Python files git tracks (or, outside git, found on disk)."""
+    try:
+        out = subprocess.run(
+            ["git", "-c", "core.quotepath=off", "ls-files", "-z", "--cached", "--others",
+             "--exclude-standard", "--", "*.py", "*.pyi"],
+            cwd=root, capture_output=True, check=True, timeout=120,
+        ).stdout.decode("utf-8", "surrogateescape")
+        files = sorted({p for p in out.split("\0") if p and (root / p).is_file()})
+        return [p for p in files if not SKIP_DIRS.intersection(Path(p).parts[:-1])]
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        found: list[str] = []
+        for path in root.rglob("*.py"):
+            rel = path.relative_to(root)
+            if not SKIP_DIRS.intersection(rel.parts[:-1]):
+                found.append(rel.as_posix())
+        return sorted(found)
+
+
+def module_name_for(root: Path, rel: str) -> str:
+    """The dotted module name of a file: its path from the first ancestor without `__init__.py`."""
+    path = Path(rel)
+    parts = [path.stem] if path.stem != "__init__" else []
+    parent = path.parent
+    while parent != Path(".") and (root / parent / "__init__.py").exists():
+        parts.insert(0, parent.name)
+        parent = parent.parent
+    return ".".join(parts)
+
+
+@dataclass
+class Project:
+    """The repository's Python files with pending edits overlaid; operations read and write through it."""
+
+    root: Path
+    files: list[str]
+    modules: dict[str, str]
+    _overlay: dict[str, str | None] = field(default_factory=lambda: {})
+    _cache: dict[str, str] = field(default_factory=lambda: {})
+
+    @classmethod
+    def load(cls, root: Path) -> Project:
+        """Index the Python files under `root` by module name."""
+        files = list_python_files(root)
+        modules: dict[str, str] = {}
+        for rel in files:
+            if rel.endswith(".pyi"):
+                continue
+            name = module_name_for(root, rel)
+            if name and name not in modules:
+                modules[name] = rel
+        return cls(root=root, files=files, modules=modules)
+
+    def read(self, rel: str) -> str:
+        """Current text of a file, pending edits included."""
+        if rel in self._overlay:
+            text = self._overlay[rel]
+            if text is None:
+                raise OperationError(f"{rel} was deleted by an earlier operation")
+            return text
+        if rel not in self._cache:
+            self._cache[rel] = (self.root / rel).read_text(encoding="utf-8")
+        return self._cache[rel]
+
+    def write(self, rel: str, text: str) -> None:
+        """Record new text for a file (created if new); a no-op edit is not recorded."""
+        if rel not in self._overlay and (self.root / rel).exists() and self.read(rel) == text:
+            return
+        if rel not in self.files:
+            self.files.append(rel)
+            name = module_name_for(self.root, rel)
+            self.modules.setdefault(name, rel)
+        self._overlay[rel] = text
+
+    def python_files(self) -> list[str]:
+        """All Python files, including those created by earlier operations."""
+        return [f for f in self.files if self._overlay.get(f, "") is not None]
+
+    def module_of(self, rel: str) -> str:
+        """Dotted module name of a file."""
+        return module_name_for(self.root, rel)
+
+    def path_of(self, module: str) -> str | None:
+        """Relative path of a module, or None when the repository has no such module."""
+        return self.modules.get(module)
+
+    def parse(self, rel: str) -> cst.Module:
+        """Parse a file with LibCST; a syntax error becomes an OperationError naming the file."""
+        try:
+            return cst.parse_module(self.read(rel))
+        except cst.ParserSyntaxError as exc:
+            raise OperationError(
+                f"cannot refactor safely: {rel} has a syntax error at line {exc.raw_line}",
+                hint="fix the syntax error first; nothing was changed",
+            ) from None
+
+    def changes(self) -> dict[str, str | None]:
+        """Files changed so far: path → new text (None when deleted)."""
+        return dict(self._overlay)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A resolved definition: the module that defines it and the path of names inside the module."""
+
+    qualname: str
+    module: str
+    path: str
+    names: tuple[str, ...]
+    kind: SymbolKind
+
+
+def _defs_in_body(body: object, name: str) -> list[cst.CSTNode]:
+    """Definitions (def, class, assignment) of `name` directly in a module or class body."""
+    found: list[cst.CSTNode] = []
+    statements: list[cst.CSTNode] = list(getattr(body, "body", []))
+    for stmt in statements:
+        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)) and stmt.name.value == name:
+            found.append(stmt)
+        elif isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                if isinstance(small, (cst.Assign, cst.AnnAssign)) and name in _assigned_names(small):
+                    found.append(small)
+        elif isinstance(stmt, cst.If):
+            found.extend(_defs_in_body(stmt.body, name))
+    return found
+
+
+def _assigned_names(node: cst.Assign | cst.AnnAssign) -> set[str]:
+    targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
+    return {t.value for t in targets if isinstance(t, cst.Name)}
+
+
+def _kind_of(node: cst.CSTNode, in_class: bool) -> SymbolKind:
+    if isinstance(node, cst.ClassDef):
+        return "class"
+    if isinstance(node, cst.FunctionDef):
+        return "method" if in_class else "function"
+    return "variable"
+
+
+def _split_module(project: Project, qualname: str) -> tuple[str, list[str]]:
+    parts = qualname.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        module = ".".join(parts[:cut])
+        if project.path_of(module) is not None:
+            return module, parts[cut:]
+    raise OperationError(
+        f"target {qualname!r} names no module of this repository",
+        hint="use the dotted path of the defining module, e.g. mypkg.helpers.func",
+    )
+
+
+def find_definitions(project: Project, module: str, names: list[str]) -> tuple[list[cst.CSTNode], bool]:
+    """Definitions of `names` (a name, or Class.name) inside `module`, and whether they are in a class."""
+    path = project.path_of(module)
+    assert path is not None
+    scope: object = project.parse(path)
+    in_class = False
+    for depth, name in enumerate(names):
+        defs = _defs_in_body(scope, name)
+        if depth == len(names) - 1 or not defs:
+            return defs, in_class
+        if len(defs) != 1 or not isinstance(defs[0], cst.ClassDef):
+            return [], in_class
+        scope = defs[0].body
+        in_class = True
+    return [], in_class
+
+
+def reexport_source(project: Project, module: str, name: str) -> str | None:
+    """If `module` only imports `name` (`from .x import name`), the module it comes from."""
+    path = project.path_of(module)
+    if path is None:
+        return None
+    tree = project.parse(path)
+    is_package = path.endswith("__init__.py")
+    for stmt in tree.body:
+        if not isinstance(stmt, cst.SimpleStatementLine):
+            continue
+        for small in stmt.body:
+            if not isinstance(small, cst.ImportFrom) or isinstance(small.names, cst.ImportStar):
+                continue
+            for alias in small.names:
+                local = alias.asname.name if alias.asname else alias.name
+                if isinstance(local, cst.Name) and local.value == name and isinstance(alias.name, cst.Name):
+                    return resolve_relative(module, is_package, small)
+    return None
+
+
+def resolve_relative(module: str, is_package: bool, node: cst.ImportFrom) -> str:
+    """Absolute module name of an ImportFrom, resolving leading dots against `module`."""
+    dots = len(node.relative)
+    name = cst.helpers.get_full_name_for_node(node.module) if node.module else ""
+    if dots == 0:
+        return name or ""
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    base = base[: len(base) - (dots - 1)] if dots > 1 else base
+    return ".".join([*base, name] if name else base)
+
+
+def resolve_target(project: Project, qualname: str) -> Target:
+    """Find the one definition `qualname` names, following one package re-export; refuse otherwise."""
+    module, names = _split_module(project, qualname)
+    defs, in_class = find_definitions(project, module, names)
+    if not defs and len(names) == 1:
+        source = reexport_source(project, module, names[0])
+        if source and project.path_of(source):
+            module = source
+            defs, in_class = find_definitions(project, module, names)
+    if not defs:
+        raise OperationError(
+            f"target {qualname!r} not found: {module} defines no {'.'.join(names)}",
+            hint="check the spelling; the target must be defined in this repository",
+        )
+    kinds = {_kind_of(d, in_class) for d in defs}
+    if len(defs) > 1 and kinds != {"variable"}:
+        raise OperationError(
+            f"target {qualname!r} is ambiguous: defined {len(defs)} times in {module}",
+            hint="refactor conditional or repeated definitions by hand first",
+        )
+    path = project.path_of(module)
+    assert path is not None
+    return Target(qualname=f"{module}.{'.'.join(names)}", module=module, path=path,
+                  names=tuple(names), kind=kinds.pop())

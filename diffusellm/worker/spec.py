@@ -1,0 +1,143 @@
+"""Phase 3, spec side: the public YAML `Spec` contract, read from a file or an issue's fenced block."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from diffusellm.errors import SpecError
+
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+_DOTTED = rf"^{_IDENT}(\.{_IDENT})*$"
+_YAML_BLOCK = re.compile(r"```ya?ml[ \t]*\n(.*?)\n```", re.DOTALL)
+
+
+class _Op(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target: Annotated[str, Field(pattern=_DOTTED, max_length=300)]
+
+
+class RenameSymbol(_Op):
+    """Rename a function, class, method or module-level name everywhere it is used."""
+
+    op: Literal["rename_symbol"]
+    new_name: Annotated[str, Field(pattern=rf"^{_IDENT}$", max_length=100)]
+
+
+class AddParameter(_Op):
+    """Add a parameter with a default to a function or method."""
+
+    op: Literal["add_parameter"]
+    name: Annotated[str, Field(pattern=rf"^{_IDENT}$", max_length=100)]
+    default: Annotated[str, Field(max_length=500)]
+    kind: Literal["keyword_only", "positional_or_keyword"] = "keyword_only"
+    annotation: Annotated[str | None, Field(max_length=200)] = None
+
+    @field_validator("default")
+    @classmethod
+    def _default_is_expression(cls, value: str) -> str:
+        try:
+            compile(value, "<default>", "eval")
+        except SyntaxError as exc:
+            raise ValueError(f"default must be a Python expression, got {value!r} ({exc.msg})") from exc
+        return value
+
+
+class RemoveParameter(_Op):
+    """Remove an unused parameter and drop it from every call site."""
+
+    op: Literal["remove_parameter"]
+    name: Annotated[str, Field(pattern=rf"^{_IDENT}$", max_length=100)]
+
+
+class MoveSymbol(_Op):
+    """Move a module-level function or class to another module, updating imports."""
+
+    op: Literal["move_symbol"]
+    to_module: Annotated[str, Field(pattern=_DOTTED, max_length=300)]
+
+
+Operation = Annotated[
+    RenameSymbol | AddParameter | RemoveParameter | MoveSymbol, Field(discriminator="op")
+]
+OPERATION_KINDS = ("rename_symbol", "add_parameter", "remove_parameter", "move_symbol")
+
+
+class Acceptance(BaseModel):
+    """Extra checks the change must pass."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tests: Annotated[list[Annotated[str, Field(max_length=300)]], Field(max_length=50)] = []
+
+
+class Spec(BaseModel):
+    """A validated request: what to change and how to know it is done."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: Annotated[str, Field(min_length=1, max_length=200)]
+    description: Annotated[str, Field(max_length=20_000)] = ""
+    operations: Annotated[list[Operation], Field(min_length=1, max_length=50)]
+    acceptance: Acceptance = Acceptance()
+
+
+def _describe_location(loc: tuple[int | str, ...], data: Any) -> str:
+    """Turn a pydantic error location into `operations[0] (rename_symbol).new_name`."""
+    parts: list[str] = []
+    items = list(loc)
+    if len(items) >= 2 and items[0] == "operations" and isinstance(items[1], int):
+        index = items[1]
+        op_name = ""
+        if isinstance(data, dict):
+            ops: Any = data.get("operations")
+            if isinstance(ops, list) and index < len(ops) and isinstance(ops[index], dict):
+                op_name = str(ops[index].get("op", "?"))
+        parts.append(f"operations[{index}]" + (f" ({op_name})" if op_name else ""))
+        items = [i for i in items[2:] if i not in OPERATION_KINDS]
+    parts.extend(str(i) for i in items)
+    return ".".join(parts) or "(spec)"
+
+
+def parse_spec(data: Any, *, source: str = "spec") -> Spec:
+    """Validate already-loaded YAML data into a `Spec`, with errors naming field and operation."""
+    if not isinstance(data, dict):
+        raise SpecError(
+            f"{source}: a spec must be a YAML mapping with title and operations, got {type(data).__name__}",
+            hint="see docs/SPEC.md for the format",
+        )
+    try:
+        return Spec.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"  {_describe_location(e['loc'], data)}: {e['msg']}" for e in exc.errors()]
+        raise SpecError(
+            f"{source}: invalid spec\n" + "\n".join(lines),
+            hint=f"allowed operations: {', '.join(OPERATION_KINDS)}; see docs/SPEC.md",
+        ) from None
+
+
+def load_spec_text(text: str, *, source: str = "spec") -> Spec:
+    """Read a spec from YAML text, or from the first fenced ```yaml block of Markdown text."""
+    match = _YAML_BLOCK.search(text)
+    body = match.group(1) if match else text
+    try:
+        data = yaml.safe_load(body)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{source}: not valid YAML: {exc}", hint="check indentation and quoting") from None
+    return parse_spec(data, source=source)
+
+
+def load_spec_file(path: Path) -> Spec:
+    """Read a spec from a YAML file or a Markdown issue file with a ```yaml block."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"spec file not found: {path}", hint="pass the path of a YAML spec") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read spec file {path}: {exc}") from None
+    return load_spec_text(text, source=str(path))
