@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keyword
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,11 +23,19 @@ class _Op(BaseModel):
     target: Annotated[str, Field(pattern=_DOTTED, max_length=300)]
 
 
+def _not_keyword(value: str) -> str:
+    if keyword.iskeyword(value):
+        raise ValueError(f"{value!r} is a Python keyword and cannot be a name")
+    return value
+
+
 class RenameSymbol(_Op):
     """Rename a function, class, method or module-level name everywhere it is used."""
 
     op: Literal["rename_symbol"]
     new_name: Annotated[str, Field(pattern=rf"^{_IDENT}$", max_length=100)]
+
+    _check_new_name = field_validator("new_name")(_not_keyword)
 
 
 class AddParameter(_Op):
@@ -37,6 +46,8 @@ class AddParameter(_Op):
     default: Annotated[str, Field(max_length=500)]
     kind: Literal["keyword_only", "positional_or_keyword"] = "keyword_only"
     annotation: Annotated[str | None, Field(max_length=200)] = None
+
+    _check_name = field_validator("name")(_not_keyword)
 
     @field_validator("default")
     @classmethod

@@ -1,0 +1,5 @@
+"""`python -m diffusellm`: the same console command as `diffusellm`."""
+
+from diffusellm.cli import main
+
+main()

@@ -1,0 +1,175 @@
+"""The one console command, `diffusellm`: a subcommand per job, human output by default, `--json` for machines."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from diffusellm.config import Settings, load_settings
+from diffusellm.errors import EXIT_BAD_INPUT, DiffuseLLMError, RepositoryError
+from diffusellm.log import configure_logging
+
+T = TypeVar("T")
+app = typer.Typer(
+    name="diffusellm", no_args_is_help=True, add_completion=False,
+    help="Self-hosted coding bot: turn a spec or an issue into a validated branch.",
+)
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="config.yaml to read")]
+SetOpt = Annotated[
+    list[str] | None, typer.Option("--set", help="override a setting: section.key=value (repeatable)")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON on stdout")]
+
+
+def _console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _settings(config: Path | None, overrides: list[str] | None) -> Settings:
+    settings = load_settings(config, overrides or [])
+    configure_logging(settings.log_level)
+    return settings
+
+
+def _emit_error(exc: DiffuseLLMError, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps({"error": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}))
+    console = _console()
+    console.print(f"[bold red]error:[/] {exc.message}", markup=True)
+    if exc.hint:
+        console.print(f"[yellow]hint:[/] {exc.hint}", markup=True)
+
+
+def _guard(as_json: bool, work: Callable[[], T]) -> T:
+    """Run a command body; turn our errors into a message and the error's exit code."""
+    try:
+        return work()
+    except DiffuseLLMError as exc:
+        _emit_error(exc, as_json)
+        raise typer.Exit(exc.exit_code) from None
+
+
+def _repo_dir(path: Path) -> Path:
+    if not path.exists():
+        raise RepositoryError(f"path does not exist: {path}", hint="pass the folder of a git repository")
+    if not path.is_dir():
+        raise RepositoryError(f"not a folder: {path}", hint="pass the folder of a git repository")
+    return path.resolve()
+
+
+@contextmanager
+def _phases(enabled: bool) -> Iterator[Callable[[str], None]]:
+    """A spinner that shows the current phase of a long job (silent under --json)."""
+    if not enabled:
+        yield lambda _: None
+        return
+    console = _console()
+    with console.status("starting") as status:
+        def phase(name: str) -> None:
+            console.print(f"[dim]•[/] {name}", markup=True)
+            status.update(name)
+        yield phase
+
+
+@app.command()
+def profile(
+    path: Annotated[Path, typer.Argument(help="repository to profile")],
+    json_out: JsonOpt = False, config: ConfigOpt = None, overrides: SetOpt = None,
+) -> None:
+    """Infer the repository's style and write ruff.toml + naming_conventions.db to its state folder."""
+    from diffusellm.cli_report import print_profile, run_profile
+
+    result = _guard(json_out, lambda: run_profile(_settings(config, overrides), _repo_dir(path)))
+    if json_out:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        print_profile(Console(highlight=False), result)
+
+
+@app.command()
+def digest(
+    path: Annotated[Path, typer.Argument(help="repository to digest")],
+    json_out: JsonOpt = False, config: ConfigOpt = None, overrides: SetOpt = None,
+) -> None:
+    """Parse every Python file into the knowledge graph (incremental by git blob id)."""
+    from diffusellm.cli_report import print_digest, run_digest
+
+    result = _guard(json_out, lambda: run_digest(_settings(config, overrides), _repo_dir(path), not json_out))
+    if json_out:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        print_digest(Console(highlight=False), result)
+
+
+@app.command()
+def run(
+    spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="YAML spec, or Markdown with a ```yaml block")],
+    repo: Annotated[Path, typer.Option("--repo", "-r", help="local git repository")] = Path("."),
+    base: Annotated[str | None, typer.Option(help="commit, branch or tag to start from (default HEAD)")] = None,
+    json_out: JsonOpt = False, config: ConfigOpt = None, overrides: SetOpt = None,
+) -> None:
+    """Apply a spec on a new branch, validated in the sandbox; the checked-out branch is never touched."""
+    from diffusellm.cli_report import print_run, run_job
+
+    def work() -> dict[str, Any]:
+        settings = _settings(config, overrides)
+        with _phases(not json_out) as phase:
+            return run_job(settings, spec_path, _repo_dir(repo), base, phase)
+
+    result = _guard(json_out, work)
+    if json_out:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        print_run(Console(highlight=False), result)
+    raise typer.Exit(0 if result["validation"]["passed"] else 1)
+
+
+@app.command()
+def demo(
+    json_out: JsonOpt = False, config: ConfigOpt = None, overrides: SetOpt = None,
+    keep: Annotated[bool, typer.Option(help="keep the demo repository and print where it is")] = True,
+) -> None:
+    """Run the shipped example spec end to end on the shipped example project (no network, no GPU)."""
+    from diffusellm.cli_report import print_run
+    from diffusellm.demo import run_demo
+
+    def work() -> dict[str, Any]:
+        settings = _settings(config, overrides)
+        with _phases(not json_out) as phase:
+            return run_demo(settings, phase)
+
+    result = _guard(json_out, work)
+    if json_out:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        console = Console(highlight=False)
+        console.print(f"demo repository: [bold]{result['repo']}[/]", markup=True)
+        print_run(console, result)
+    raise typer.Exit(0 if result["validation"]["passed"] else 1)
+
+
+def validation_table(checks: list[dict[str, Any]]) -> Table:
+    """The validation table shown after a run."""
+    table = Table(title="validation (only new failures count)")
+    for column in ("check", "result", "new failures", "scope"):
+        table.add_column(column)
+    for check in checks:
+        result = "skipped" if check.get("skipped_reason") else ("passed" if check["passed"] else "FAILED")
+        table.add_row(check["name"], result, str(len(check["new_failures"])), check.get("scope", ""))
+    return table
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(EXIT_BAD_INPUT)

@@ -1,0 +1,128 @@
+"""CLI glue: builds the stage inputs from settings, calls the stages, and renders their results."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from diffusellm.config import Settings
+from diffusellm.errors import RepositoryError
+from diffusellm.state import repo_state
+
+
+def run_profile(settings: Settings, path: Path) -> dict[str, Any]:
+    """Profile a repository's style and write its artifacts to the state folder."""
+    from diffusellm.repo.style import profile_style, write_style_artifacts
+
+    if not any(path.rglob("*.py")):
+        raise RepositoryError(f"{path} contains no Python files", hint="pass a Python project's folder")
+    state = repo_state(settings.state_path(), path).ensure()
+    profile = profile_style(path)
+    artifacts = write_style_artifacts(profile, path, state.style_dir)
+    data = profile.model_dump(mode="json")
+    data["artifacts"] = {name: str(p) for name, p in artifacts.items()}
+    return data
+
+
+def print_profile(console: Console, data: dict[str, Any]) -> None:
+    """Readable summary of a style profile."""
+    console.print(f"[bold]style profile[/] ({data['files_profiled']} files)", markup=True)
+    rows = [
+        ("indent", data["indent"]), ("quotes", data["quote_style"]),
+        ("line length", str(data["line_length"])), ("docstrings", data["docstring_style"]),
+        ("commits", data["commit_convention"]), ("changelog", data["changelog"]["format"]),
+    ]
+    for key, value in rows:
+        console.print(f"  {key:<12} {value}")
+    for kind, convention in data["naming"].items():
+        console.print(f"  naming.{kind:<10} {convention}")
+    for name, path in data["artifacts"].items():
+        console.print(f"  wrote {name}: {path}")
+
+
+def run_digest(settings: Settings, path: Path, show_progress: bool) -> dict[str, Any]:
+    """Digest a repository into its knowledge graph, with a progress bar for people."""
+    from diffusellm.repo.digest import digest_repository
+
+    state = repo_state(settings.state_path(), path).ensure()
+    if not show_progress:
+        report = digest_repository(path, state.graph_db)
+    else:
+        columns = (TextColumn("digesting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("digest", total=None)
+            report = digest_repository(
+                path, state.graph_db, progress=lambda done, total: bar.update(task, completed=done, total=total)
+            )
+    data = report.model_dump(mode="json")
+    data["graph_db"] = str(state.graph_db)
+    return data
+
+
+def print_digest(console: Console, data: dict[str, Any]) -> None:
+    """Readable summary of a digestion."""
+    console.print(
+        f"[bold]digested[/] {data['files_total']} files in {data['seconds']:.2f}s: "
+        f"{data['files_parsed']} parsed, {data['files_reused']} unchanged, {data['files_removed']} removed",
+        markup=True,
+    )
+    console.print(f"  {data['symbols']} symbols, {data['imports']} imports, {data['calls']} calls")
+    skipped = data["skipped_binary"] + data["skipped_non_utf8"]
+    if skipped:
+        console.print(f"  skipped {data['skipped_binary']} binary and {data['skipped_non_utf8']} non-UTF-8 files")
+    for problem in data["parse_errors"]:
+        console.print(f"  [yellow]could not parse[/] {problem['path']}: {problem['message']}", markup=True)
+    console.print(f"  knowledge graph: {data['graph_db']}")
+
+
+def run_job(
+    settings: Settings, spec_path: Path, repo: Path, base: str | None, phase: Callable[[str], None]
+) -> dict[str, Any]:
+    """Read the spec, run the pipeline in the sandbox, return the report as JSON data."""
+    from diffusellm.worker.runner import run_spec
+    from diffusellm.worker.sandbox import BubblewrapSandbox, Limits, check_bubblewrap
+    from diffusellm.worker.spec import load_spec_file
+
+    spec = load_spec_file(spec_path)
+    cfg = settings.sandbox
+    check_bubblewrap(cfg.bwrap)
+    sandbox = BubblewrapSandbox(
+        bwrap=cfg.bwrap,
+        limits=Limits(cpu_seconds=cfg.cpu_seconds, memory_mb=cfg.memory_mb, processes=cfg.processes,
+                      file_size_mb=cfg.file_size_mb, wall_seconds=cfg.wall_seconds),
+        pass_env=_passed_env(cfg.pass_env),
+    )
+    report = run_spec(settings, spec, repo, sandbox=sandbox, base=base, phase=phase)
+    data = report.model_dump(mode="json")
+    data["validation"]["passed"] = report.validation.passed
+    return data
+
+
+def _passed_env(names: list[str]) -> dict[str, str]:
+    import os
+
+    return {name: os.environ[name] for name in names if name in os.environ}
+
+
+def print_run(console: Console, data: dict[str, Any]) -> None:
+    """Readable summary of a run: branch, files, validation table."""
+    from diffusellm.cli import validation_table
+
+    for warning in data.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {warning}", markup=True)
+    if data["branch"]:
+        console.print(f"[bold green]branch[/] {data['branch']} at {data['commit'][:12]}", markup=True)
+    else:
+        console.print("[bold red]no branch created[/]: validation found new failures", markup=True)
+    console.print(f"changed files ({len(data['changed_files'])}):")
+    for path in data["changed_files"]:
+        console.print(f"  {path}")
+    console.print(validation_table(data["validation"]["checks"]))
+    for check in data["validation"]["checks"]:
+        for failure in check["new_failures"][:20]:
+            console.print(f"  [red]{check['name']}[/]: {failure}", markup=True)
+    console.print(f"summary: {data['summary_path']}\npatch:   {data['patch_path']}")
