@@ -134,6 +134,7 @@ def parse_spec(data: Any, *, source: str = "spec") -> Spec:
 
 def load_spec_text(text: str, *, source: str = "spec") -> Spec:
     """Read a spec from YAML text, or from the first fenced ```yaml block of Markdown text."""
+    text = text.replace("\r\n", "\n")  # GitHub issue bodies usually arrive with CRLF line endings
     match = _YAML_BLOCK.search(text)
     body = match.group(1) if match else text
     try:

@@ -85,3 +85,16 @@ def test_keyword_names_rejected() -> None:
     with pytest.raises(SpecError, match="keyword"):
         load_spec_text("title: x\noperations:\n - op: add_parameter\n   target: a.b\n"
                        "   name: lambda\n   default: '1'\n")
+
+
+def test_issue_body_with_crlf_line_endings() -> None:
+    issue = ("Please rename.\r\n\r\n```yaml\r\n" + VALID.replace("\n", "\r\n") + "```\r\n")
+    assert len(load_spec_text(issue).operations) == 4
+
+
+def test_example_specs_load() -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples" / "specs"
+    for name in ("rename_verbose.yaml", "move_helper.yaml", "rename_method.yaml"):
+        assert load_spec_file(examples / name).operations
+    with pytest.raises(SpecError, match="operations"):
+        load_spec_file(examples / "bad_unknown_op.yaml")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from typing import cast
 
 from .helpers import slugify
 
@@ -54,13 +55,18 @@ class Task:
         Raises:
             BoardError: If a field is missing or has the wrong type.
         """
-        title, due, done, tags = data.get("title"), data.get("due"), data.get("done"), data.get("tags")
-        if not isinstance(title, str) or not isinstance(done, bool):
+        title, due, done = data.get("title"), data.get("due"), data.get("done", False)
+        tags = data.get("tags", [])
+        if not isinstance(title, str) or not isinstance(done, bool) or not isinstance(tags, list):
             raise BoardError(f"malformed task: {dict(data)!r}")
-        if due is not None and not isinstance(due, str):
+        try:
+            due_date = date.fromisoformat(due) if isinstance(due, str) else None
+        except ValueError:
+            due_date = None
+        if due is not None and due_date is None:
             raise BoardError(f"malformed due date in task {title!r}: {due!r}")
-        tag_list: list[str] = [str(t) for t in tags] if isinstance(tags, list) else []
-        return cls(title, date.fromisoformat(due) if due else None, done, tag_list)
+        tag_list = [str(tag) for tag in cast("list[object]", tags)]
+        return cls(title, due_date, done, tag_list)
 
 
 @dataclass
@@ -123,8 +129,8 @@ class Board:
         if not isinstance(name, str) or not isinstance(tasks, list):
             raise BoardError("malformed board: expected a name and a list of tasks")
         board = cls(name)
-        for item in tasks:
+        for item in cast("list[object]", tasks):
             if not isinstance(item, dict):
                 raise BoardError(f"malformed task entry on board {name!r}: {item!r}")
-            board.tasks.append(Task.from_dict(item))
+            board.tasks.append(Task.from_dict(cast("dict[str, object]", item)))
         return board

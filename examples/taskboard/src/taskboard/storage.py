@@ -6,6 +6,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import cast
 
 from .models import Board, BoardError
 
@@ -56,7 +57,7 @@ class JsonStore:
         if not isinstance(data, dict):
             raise StorageError(f"{self.path} does not hold a board")
         try:
-            return Board.from_dict(data)
+            return Board.from_dict(cast("dict[str, object]", data))
         except BoardError as exc:
             raise StorageError(f"{self.path}: {exc}") from None
 
