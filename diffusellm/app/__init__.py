@@ -1,0 +1,1 @@
+"""The GitHub App server: webhooks, event router, comment commands, admin pages, worker API."""

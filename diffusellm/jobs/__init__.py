@@ -1,0 +1,1 @@
+"""Durable jobs: states, leases, heartbeats, idempotency keys, on SQLite or PostgreSQL."""
