@@ -51,6 +51,8 @@ class StyleProfile(BaseModel):
     indent_char: Literal["space", "tab"] = "space"
     quote_style: Literal["double", "single"] = "double"
     line_length: int = 88
+    line_length_source: str = "measured"
+    """Where the line length came from: "measured" (a high percentile of real lines) or the config key."""
     docstring_style: DocstringStyle = "plain"
     naming: dict[IdentifierKind, NamingConvention] = {}
     imports: ImportStyle = ImportStyle()

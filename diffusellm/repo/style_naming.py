@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from diffusellm.repo.profile import IdentifierKind, NamingConvention
 
-# One word of an identifier: an acronym (HTTP in HTTPServer), a capitalised or lower word, or digits.
+# A word of an identifier: an acronym (HTTP in HTTPServer), a capitalised or lower word, digits.
 _WORD = re.compile(r"[A-Z]+[0-9]*(?![a-z])|[A-Z]?[a-z]+[0-9]*|[0-9]+")
 
 # What PEP 8 asks for, used when a repository gives no evidence either way.
@@ -38,6 +38,7 @@ class Identifier:
     file: str
     line: int
     convention: NamingConvention
+    """For test functions, the convention of the name after its `test_` prefix."""
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,11 @@ def convention_of(name: str) -> NamingConvention:
     A single lower-case word is `lowercase` (it fits snake_case and camelCase alike);
     a name that mixes styles, such as `visit_ClassDef`, is `mixed`.
     """
-    core = _core(name)[1]
-    if not core or not any(c.isalpha() for c in core):
-        return "mixed"
-    has_upper = any(c.isupper() for c in core)
-    has_lower = any(c.islower() for c in core)
+    core = name.strip("_")
+    has_upper = core != core.lower()
+    has_lower = core != core.upper()
+    if not (has_upper or has_lower):
+        return "mixed"  # no cased letter at all: `_`, `__`, `_1`
     if "_" in core:
         if not has_upper:
             return "snake_case"
@@ -96,7 +97,7 @@ def _fits(actual: NamingConvention, wanted: NamingConvention) -> bool:
 
 
 def conforms(name: str, convention: NamingConvention) -> bool:
-    """Whether `name` may be written in `convention` (a one-word lower name fits snake and camel)."""
+    """Whether `name` may be written in `convention`; a one-word lower name fits snake and camel."""
     if is_dunder(name) or _fits(convention_of(name), convention):
         return True
     core = _core(name)[1]
@@ -133,17 +134,29 @@ def convert_name(name: str, convention: NamingConvention) -> str:
     return f"{lead}{body}{trail}"
 
 
-def summarize(kind: IdentifierKind, identifiers: Iterable[Identifier]) -> KindSummary:
-    """The dominant convention of `kind`: the strict majority among names that show one.
+def dominant(kind: IdentifierKind, identifiers: Iterable[Identifier]) -> NamingConvention:
+    """The strict majority convention among the names of `kind` that show one.
 
     Kinds without evidence get the PEP 8 default; a kind split without a majority is `mixed`.
     """
+    votes = Counter[NamingConvention](
+        i.convention for i in identifiers if i.kind == kind and i.convention in _EVIDENCE
+    )
+    default = DEFAULT_NAMING[kind]
+    if not votes:
+        return default
+    top, top_count = max(votes.items(), key=lambda item: (item[1], item[0] == default))
+    return top if top_count * 2 > sum(votes.values()) else "mixed"
+
+
+def summarize(
+    kind: IdentifierKind,
+    identifiers: Iterable[Identifier],
+    convention: NamingConvention | None = None,
+) -> KindSummary:
+    """How the names of `kind` follow `convention` (by default the dominant one)."""
     names = [i for i in identifiers if i.kind == kind]
-    votes = Counter(i.convention for i in names if i.convention in _EVIDENCE)
-    convention: NamingConvention = DEFAULT_NAMING[kind]
-    if votes:
-        top, top_count = max(votes.items(), key=lambda item: (item[1], item[0] == convention))
-        convention = top if top_count * 2 > sum(votes.values()) else "mixed"
+    convention = convention or dominant(kind, names)
     fitting = sum(1 for i in names if _fits(i.convention, convention))
     share = fitting / len(names) if names else 1.0
     return KindSummary(kind=kind, convention=convention, share=round(share, 4), count=len(names))
