@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -66,7 +66,7 @@ def _repo_dir(path: Path) -> Path:
 
 
 @contextmanager
-def _phases(enabled: bool) -> Iterator[Callable[[str], None]]:
+def _phases(enabled: bool) -> Generator[Callable[[str], None]]:
     """A spinner that shows the current phase of a long job (silent under --json)."""
     if not enabled:
         yield lambda _: None

@@ -123,7 +123,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of settings")
-    return {str(k): v for k, v in data.items()}  # pyright: ignore[reportUnknownVariableType]
+    mapping: dict[Any, Any] = data  # pyright: ignore[reportUnknownVariableType]
+    return {str(k): v for k, v in mapping.items()}
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -138,11 +139,12 @@ def _nest(overrides: list[str]) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for item in overrides:
         path, value = parse_override(item)
-        node = data
+        node: dict[str, Any] = data
         for part in path[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
+            child: Any = node.setdefault(part, {})
+            if not isinstance(child, dict):
                 raise ConfigError(f"override {item!r} conflicts with another override")
+            node = child  # pyright: ignore[reportUnknownVariableType]
         node[path[-1]] = value
     return data
 

@@ -98,17 +98,21 @@ class Spec(BaseModel):
     acceptance: Acceptance = Acceptance()
 
 
+def _op_name_at(data: Any, index: int) -> str:
+    """The `op` value of operation `index` in raw spec data, or "" when there is none."""
+    try:
+        return str(data["operations"][index]["op"])
+    except (KeyError, IndexError, TypeError):
+        return ""
+
+
 def _describe_location(loc: tuple[int | str, ...], data: Any) -> str:
     """Turn a pydantic error location into `operations[0] (rename_symbol).new_name`."""
     parts: list[str] = []
     items = list(loc)
     if len(items) >= 2 and items[0] == "operations" and isinstance(items[1], int):
         index = items[1]
-        op_name = ""
-        if isinstance(data, dict):
-            ops: Any = data.get("operations")
-            if isinstance(ops, list) and index < len(ops) and isinstance(ops[index], dict):
-                op_name = str(ops[index].get("op", "?"))
+        op_name = _op_name_at(data, index)
         parts.append(f"operations[{index}]" + (f" ({op_name})" if op_name else ""))
         items = [i for i in items[2:] if i not in OPERATION_KINDS]
     parts.extend(str(i) for i in items)

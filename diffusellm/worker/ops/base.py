@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 import libcst as cst
+import libcst.helpers
 
 from diffusellm.errors import OperationError
 
@@ -212,7 +213,7 @@ def reexport_source(project: Project, module: str, name: str) -> str | None:
 def resolve_relative(module: str, is_package: bool, node: cst.ImportFrom) -> str:
     """Absolute module name of an ImportFrom, resolving leading dots against `module`."""
     dots = len(node.relative)
-    name = cst.helpers.get_full_name_for_node(node.module) if node.module else ""
+    name = (libcst.helpers.get_full_name_for_node(node.module) or "") if node.module else ""
     if dots == 0:
         return name or ""
     base = module.split(".") if is_package else module.split(".")[:-1]
@@ -234,7 +235,7 @@ def resolve_target(project: Project, qualname: str) -> Target:
             f"target {qualname!r} not found: {module} defines no {'.'.join(names)}",
             hint="check the spelling; the target must be defined in this repository",
         )
-    kinds = {_kind_of(d, in_class) for d in defs}
+    kinds: set[SymbolKind] = {_kind_of(d, in_class) for d in defs}
     if len(defs) > 1 and kinds != {"variable"}:
         raise OperationError(
             f"target {qualname!r} is ambiguous: defined {len(defs)} times in {module}",
