@@ -109,6 +109,22 @@ def digest(
         print_digest(Console(highlight=False), result)
 
 
+@app.command("query-graph")
+def query_graph(
+    symbol: Annotated[str, typer.Argument(help="qualified or bare name, e.g. pkg.mod.func or func")],
+    repo: Annotated[Path, typer.Option("--repo", "-r", help="repository (digested first if needed)")] = Path("."),
+    json_out: JsonOpt = False, config: ConfigOpt = None, overrides: SetOpt = None,
+) -> None:
+    """Definitions, callers and callees of a symbol from the knowledge graph."""
+    from diffusellm.cli_report import print_graph_query, run_graph_query
+
+    result = _guard(json_out, lambda: run_graph_query(_settings(config, overrides), _repo_dir(repo), symbol))
+    if json_out:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        print_graph_query(Console(highlight=False), result)
+
+
 @app.command()
 def run(
     spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="YAML spec, or Markdown with a ```yaml block")],

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from diffusellm.config import Settings
-from diffusellm.errors import RepositoryError
+from diffusellm.errors import InputError, RepositoryError
 from diffusellm.state import repo_state
 
 
@@ -77,6 +77,41 @@ def print_digest(console: Console, data: dict[str, Any]) -> None:
     for problem in data["parse_errors"]:
         console.print(f"  [yellow]could not parse[/] {problem['path']}: {problem['message']}", markup=True)
     console.print(f"  knowledge graph: {data['graph_db']}")
+
+
+def run_graph_query(settings: Settings, path: Path, symbol: str) -> dict[str, Any]:
+    """Digest (incrementally) and answer definitions, callers and callees of `symbol`."""
+    from dataclasses import asdict
+
+    from diffusellm.repo.digest import digest_repository
+    from diffusellm.repo.graph import KnowledgeGraph
+
+    state = repo_state(settings.state_path(), path).ensure()
+    digest_repository(path, state.graph_db)
+    with KnowledgeGraph(state.graph_db) as graph:
+        definitions = graph.definitions(symbol)
+        if not definitions:
+            raise InputError(f"no symbol named {symbol!r} in {path}",
+                             hint="use a qualified name such as pkg.module.function")
+        qualnames = sorted({d.qualname for d in definitions})
+        return {
+            "symbol": symbol,
+            "definitions": [asdict(d) for d in definitions],
+            "callers": [asdict(c) for q in qualnames for c in graph.callers(q)],
+            "callees": sorted({c for q in qualnames for c in graph.callees(q)}),
+        }
+
+
+def print_graph_query(console: Console, data: dict[str, Any]) -> None:
+    """Readable answer of a graph query."""
+    console.print(f"[bold]{data['symbol']}[/]", markup=True)
+    for title, rows in (("defined at", data["definitions"]), ("called by", data["callers"])):
+        console.print(f"  {title}:")
+        for row in rows:
+            console.print(f"    {row['qualname']}  {row['path']}:{row['start_line']}")
+    console.print("  calls:")
+    for name in data["callees"]:
+        console.print(f"    {name}")
 
 
 def run_job(

@@ -57,3 +57,16 @@ def test_digest_json_and_incremental_second_run(tmp_path: Path) -> None:
 def test_missing_path_is_exit_code_2(tmp_path: Path) -> None:
     done = cli(tmp_path / "state", "profile", str(tmp_path / "missing"))
     assert done.returncode == 2 and "does not exist" in done.stderr
+
+
+def test_query_graph_definitions_callers_callees(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", FILES)
+    done = cli(tmp_path / "state", "query-graph", "--repo", str(repo), "lib.core.ShapeStore", "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["definitions"][0]["path"] == "lib/core.py"
+    assert "lib.core.make_store" in {c["qualname"] for c in data["callers"]}
+    done = cli(tmp_path / "state", "query-graph", "--repo", str(repo), "make_store", "--json")
+    assert "lib.core.ShapeStore" in json.loads(done.stdout)["callees"]
+    unknown = cli(tmp_path / "state", "query-graph", "--repo", str(repo), "no_such_thing")
+    assert unknown.returncode == 2 and "no symbol" in unknown.stderr
