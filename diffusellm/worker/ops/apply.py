@@ -52,6 +52,7 @@ def write_changes(root: Path, changes: dict[str, str | None]) -> list[str]:
             path.unlink(missing_ok=True)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
+            with path.open("w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
         written.append(rel)
     return written

@@ -81,7 +81,13 @@ class Project:
                 raise OperationError(f"{rel} was deleted by an earlier operation")
             return text
         if rel not in self._cache:
-            self._cache[rel] = (self.root / rel).read_text(encoding="utf-8")
+            try:  # bytes → str without newline translation, so CRLF files keep their line endings
+                self._cache[rel] = (self.root / rel).read_bytes().decode("utf-8")
+            except UnicodeDecodeError:
+                raise OperationError(
+                    f"cannot refactor safely: {rel} is not UTF-8 text",
+                    hint="convert the file to UTF-8 first; nothing was changed",
+                ) from None
         return self._cache[rel]
 
     def write(self, rel: str, text: str) -> None:
