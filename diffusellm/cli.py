@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from diffusellm.config import Settings, load_settings
@@ -43,9 +44,9 @@ def _emit_error(exc: DiffuseLLMError, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps({"error": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}))
     console = _console()
-    console.print(f"[bold red]error:[/] {exc.message}", markup=True)
+    console.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True, soft_wrap=True)
     if exc.hint:
-        console.print(f"[yellow]hint:[/] {exc.hint}", markup=True)
+        console.print(f"[yellow]hint:[/] {escape(exc.hint)}", markup=True, soft_wrap=True)
 
 
 def _guard(as_json: bool, work: Callable[[], T]) -> T:

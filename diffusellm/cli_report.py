@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from diffusellm.config import Settings
@@ -75,7 +76,7 @@ def print_digest(console: Console, data: dict[str, Any]) -> None:
     if skipped:
         console.print(f"  skipped {data['skipped_binary']} binary and {data['skipped_non_utf8']} non-UTF-8 files")
     for problem in data["parse_errors"]:
-        console.print(f"  [yellow]could not parse[/] {problem['path']}: {problem['message']}", markup=True)
+        console.print(f"  [yellow]could not parse[/] {escape(problem['path'])}: {escape(problem['message'])}", markup=True)
     console.print(f"  knowledge graph: {data['graph_db']}")
 
 
@@ -104,7 +105,7 @@ def run_graph_query(settings: Settings, path: Path, symbol: str) -> dict[str, An
 
 def print_graph_query(console: Console, data: dict[str, Any]) -> None:
     """Readable answer of a graph query."""
-    console.print(f"[bold]{data['symbol']}[/]", markup=True)
+    console.print(f"[bold]{escape(data['symbol'])}[/]", markup=True)
     for title, rows in (("defined at", data["definitions"]), ("called by", data["callers"])):
         console.print(f"  {title}:")
         for row in rows:
@@ -148,7 +149,7 @@ def print_run(console: Console, data: dict[str, Any]) -> None:
     from diffusellm.cli import validation_table
 
     for warning in data.get("warnings", []):
-        console.print(f"[yellow]warning:[/] {warning}", markup=True)
+        console.print(f"[yellow]warning:[/] {escape(warning)}", markup=True)
     if data["branch"]:
         console.print(f"[bold green]branch[/] {data['branch']} at {data['commit'][:12]}", markup=True)
     else:
@@ -159,5 +160,5 @@ def print_run(console: Console, data: dict[str, Any]) -> None:
     console.print(validation_table(data["validation"]["checks"]))
     for check in data["validation"]["checks"]:
         for failure in check["new_failures"][:20]:
-            console.print(f"  [red]{check['name']}[/]: {failure}", markup=True)
+            console.print(f"  [red]{check['name']}[/]: {escape(failure)}", markup=True)
     console.print(f"summary: {data['summary_path']}\npatch:   {data['patch_path']}")

@@ -113,13 +113,15 @@ def _select_tests(state: RepoState, spec: Spec, touched: list[str]) -> list[str]
         graph.close()
 
 
-def _prepare(wt: Worktree, state: RepoState, phase: Phase) -> tuple[StyleProfile, Path]:
+def _prepare(wt: Worktree, state: RepoState, phase: Phase) -> tuple[StyleProfile, Path, list[str]]:
     phase("profiling style")
     profile = profile_style(wt.path)
     artifacts = write_style_artifacts(profile, wt.path, state.style_dir)
     phase("digesting repository")
-    digest_repository(wt.path, state.graph_db)
-    return profile, artifacts["ruff_config"]
+    digest = digest_repository(wt.path, state.graph_db)
+    problems = [f"{p.path} could not be parsed ({p.message}); it was left as it is"
+                for p in digest.parse_errors]
+    return profile, artifacts["ruff_config"], problems
 
 
 def run_spec(
@@ -145,10 +147,10 @@ def _run_in_worktree(
     settings: Settings, spec: Spec, info: RepoInfo, wt: Worktree, state: RepoState,
     job_dir: Path, sandbox: Sandbox, phase: Phase,
 ) -> RunReport:
-    profile, ruff_config = _prepare(wt, state, phase)
+    profile, ruff_config, problems = _prepare(wt, state, phase)
     phase("applying operations")
     changes = apply_operations(wt.path, spec.operations)
-    warnings = _refuse_if_in_the_way(info, sorted(changes))
+    warnings = _refuse_if_in_the_way(info, sorted(changes)) + problems
     write_changes(wt.path, changes)
     python = settings.validation.python or _default_python()
     if settings.commit.format_changed:

@@ -1,0 +1,60 @@
+"""Shared fixtures: real git repositories built in tmp_path, settings with a private state folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tarfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from diffusellm.config import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SDISTS = ROOT / ".state" / "sdists"
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test Author", "GIT_AUTHOR_EMAIL": "author@example.invalid",
+    "GIT_COMMITTER_NAME": "Test Author", "GIT_COMMITTER_EMAIL": "author@example.invalid",
+}
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in `repo` with a fixed identity; return stdout."""
+    env = {**os.environ, **GIT_ENV}
+    done = subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True, env=env)
+    return done.stdout
+
+
+def make_repo(root: Path, files: Mapping[str, str], message: str = "Initial commit") -> Path:
+    """A git repository at `root` with `files` committed on branch main."""
+    root.mkdir(parents=True, exist_ok=True)
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", message)
+    return root
+
+
+def unpack_sdist(name: str, dest: Path) -> Path:
+    """Unpack a fixture sdist fetched by scripts/setup.sh into `dest` and make it a git repository."""
+    archive = SDISTS / f"{name}.tar.gz"
+    if not archive.exists():
+        pytest.fail(f"{archive} is missing: run `make setup` (scripts/setup.sh) first")
+    with tarfile.open(archive) as tar:
+        tar.extractall(dest, filter="data")
+    repo = dest / name
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", f"Import {name}")
+    return repo
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Default settings with the state folder inside the test's tmp_path."""
+    return load_settings(None, [f"state_dir={tmp_path / 'state'}"])
