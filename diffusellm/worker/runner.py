@@ -31,7 +31,7 @@ from diffusellm.worker.commit import (
 from diffusellm.worker.ops.apply import apply_operations, write_changes
 from diffusellm.worker.report import ValidationReport
 from diffusellm.worker.sandbox import Sandbox
-from diffusellm.worker.spec import Spec
+from diffusellm.worker.spec import RenameSymbol, Spec
 from diffusellm.worker.validate import ValidationSettings, validate_change
 from diffusellm.worker.workspace import (
     RepoInfo,
@@ -192,7 +192,13 @@ def _validate(
             base_dir=base_dir, head_dir=wt.path, changed_files=touched, tests=tests,
             acceptance_tests=list(spec.acceptance.tests), sandbox=sandbox,
             settings=_validation_settings(settings), ruff_config=ruff_config,
+            renames=_renames(spec),
         )
+
+
+def _renames(spec: Spec) -> dict[str, str]:
+    """New name → old name of every rename in the spec, to match respelled base failures."""
+    return {op.new_name: op.target.rsplit(".", 1)[-1] for op in spec.operations if isinstance(op, RenameSymbol)}
 
 
 def _save_patch(wt: Worktree, job_dir: Path) -> Path:

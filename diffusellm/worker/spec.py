@@ -46,6 +46,8 @@ class AddParameter(_Op):
     default: Annotated[str, Field(max_length=500)]
     kind: Literal["keyword_only", "positional_or_keyword"] = "keyword_only"
     annotation: Annotated[str | None, Field(max_length=200)] = None
+    doc: Annotated[str | None, Field(max_length=300)] = None
+    """Docstring text for the parameter, when the docstring has a parameter section."""
 
     _check_name = field_validator("name")(_not_keyword)
 

@@ -8,7 +8,7 @@ import shutil
 import sys
 import tempfile
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -71,6 +71,7 @@ class _Context:
     sandbox: Sandbox
     settings: ValidationSettings
     python: str
+    renames: Mapping[str, str]
 
 
 @dataclass
@@ -93,8 +94,13 @@ def validate_change(
     sandbox: Sandbox,
     settings: ValidationSettings,
     ruff_config: Path | None = None,
+    renames: Mapping[str, str] | None = None,
 ) -> ValidationReport:
-    """Run every enabled check on copies of both checkouts; report what the change made worse."""
+    """Run every enabled check on copies of both checkouts; report what the change made worse.
+
+    `renames` (new identifier → old) lets a base failure whose message names a renamed symbol
+    match its respelled self on the change.
+    """
     if ruff_config is not None and not ruff_config.is_file():
         raise ConfigError(
             f"ruff config {ruff_config} does not exist",
@@ -108,6 +114,7 @@ def validate_change(
             sandbox=sandbox,
             settings=settings,
             python=settings.python or sys.executable,
+            renames=dict(renames or {}),
         )
         checks = [
             _ruff_check(ctx, python_files, ruff_config),
@@ -199,7 +206,7 @@ def _static_check(
         result = ctx.sandbox.run(argv, workdir=root, env=_env(ctx, root))
         runs.append(_Run(parse(root, result), result, argv))
     count = len(_present(ctx.head, files))
-    return _compare(name, runs[0], runs[1], f"{count} changed Python file(s)")
+    return _compare(name, runs[0], runs[1], f"{count} changed Python file(s)", ctx.renames)
 
 
 def _present(root: Path, files: Sequence[str]) -> list[str]:
@@ -225,7 +232,7 @@ def _pytest_check(ctx: _Context, tests: Sequence[str] | None) -> CheckResult:
     if head.seen is not None and base_targets != head_targets:
         # Base ran whole files (a node id may not exist there): compare the same tests only.
         base.findings = [f for f in base.findings if is_tool_failure(f) or f.key[1] in head.seen]
-    return _compare("pytest", base, head, scope)
+    return _compare("pytest", base, head, scope, ctx.renames)
 
 
 def _targets(root: Path, tests: Sequence[str], *, whole_files: bool) -> list[str]:
@@ -281,8 +288,10 @@ def _acceptance_check(ctx: _Context, acceptance_tests: Sequence[str]) -> CheckRe
     )
 
 
-def _compare(name: CheckName, base: _Run, head: _Run, scope: str) -> CheckResult:
-    new = new_findings(base.findings, head.findings)
+def _compare(
+    name: CheckName, base: _Run, head: _Run, scope: str, renames: Mapping[str, str]
+) -> CheckResult:
+    new = new_findings(base.findings, head.findings, renames)
     broken = [f.line for f in head.findings if is_tool_failure(f)]
     skipped = None
     if broken and not new:

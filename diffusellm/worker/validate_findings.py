@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -27,13 +28,28 @@ class Finding:
     line: str
 
 
-def new_findings(base: Sequence[Finding], head: Sequence[Finding]) -> list[str]:
-    """Findings on head beyond those with the same key on base (a count, as keys may repeat)."""
+def _unrename(key: tuple[str, ...], renames: Mapping[str, str]) -> tuple[str, ...]:
+    """The key as the base commit would spell it: each renamed identifier put back to its old name."""
+    if not renames:
+        return key
+    pattern = re.compile(r"\b(" + "|".join(re.escape(n) for n in renames) + r")\b")
+    return tuple(pattern.sub(lambda m: renames[m.group(1)], part) for part in key)
+
+
+def new_findings(
+    base: Sequence[Finding], head: Sequence[Finding], renames: Mapping[str, str] | None = None
+) -> list[str]:
+    """Findings on head beyond those with the same key on base (a count, as keys may repeat).
+
+    `renames` maps new identifier → old, so a failure that exists on base and only changed its
+    spelling because the change renamed a symbol is not counted as new.
+    """
     allowed = Counter(f.key for f in base)
     new: list[str] = []
     for finding in head:
-        if allowed[finding.key] > 0:
-            allowed[finding.key] -= 1
+        key = _unrename(finding.key, renames or {})
+        if allowed[key] > 0:
+            allowed[key] -= 1
         else:
             new.append(finding.line)
     return new

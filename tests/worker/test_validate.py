@@ -375,3 +375,14 @@ def test_a_tool_broken_on_both_sides_is_flagged_not_failed(tmp_path: Path) -> No
     assert result.skipped_reason is not None
     assert "could not run on the base nor on the change" in result.skipped_reason
     assert "--no-such-option" in result.skipped_reason
+
+
+def test_renamed_symbol_in_an_old_failure_is_not_new() -> None:
+    from diffusellm.worker.validate_findings import Finding, new_findings
+
+    base = [Finding(("pyright", "a.py", "bad type in function \"naturalsize\""), "a.py:3: ...")]
+    head = [Finding(("pyright", "a.py", "bad type in function \"natural_size\""), "a.py:3: ...")]
+    assert new_findings(base, head) == ["a.py:3: ..."]
+    assert new_findings(base, head, {"natural_size": "naturalsize"}) == []
+    other = [Finding(("pyright", "a.py", "bad type in function \"natural_size_x\""), "a.py:4: x")]
+    assert new_findings(base, other, {"natural_size": "naturalsize"}) == ["a.py:4: x"]

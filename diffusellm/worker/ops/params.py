@@ -11,6 +11,7 @@ from libcst.metadata import Assignment, ScopeProvider
 
 from diffusellm.errors import OperationError
 from diffusellm.worker.ops.base import Project, Target, resolve_target
+from diffusellm.worker.ops.docstrings import document_parameter, undocument_parameter
 from diffusellm.worker.ops.params_calls import (
     CallSite,
     add_problems,
@@ -178,6 +179,7 @@ def apply_add_parameter(project: Project, op: AddParameter) -> None:
         _refuse_problems(qual, problems, f"pass {op.name} explicitly at these calls, or use "
                                          "another name or kind")
     node = fn.node.with_changes(params=add_param(fn.node, param, op.kind))
+    node = document_parameter(node, op.name, op.annotation, op.doc or f"Defaults to {op.default}.")
     tree = fn.info.tree.deep_replace(fn.node, node)
     assert isinstance(tree, cst.Module)
     _write(project, {fn.target.path: tree.code})
@@ -229,7 +231,7 @@ class _RemoveArgs(cst.CSTTransformer):
         self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
     ) -> cst.FunctionDef:
         if original_node is self.function:
-            return without_param(updated_node, self.name)
+            return undocument_parameter(without_param(updated_node, self.name), self.name)
         return updated_node
 
 
