@@ -15,9 +15,9 @@ from diffusellm.errors import InputError
 EXAMPLE_PROJECT = "taskboard"
 EXAMPLE_SPEC = "rename_verbose.yaml"
 _HISTORY = (
-    "Add task and board models",
-    "Add JSON storage and path helpers",
-    "Add command line interface",
+    ("src", "Add the taskboard package"),
+    ("tests", "Add tests for boards, storage and the CLI"),
+    (".", "Add changelog and project metadata"),
 )
 
 
@@ -36,8 +36,11 @@ def _git(repo: Path, *args: str) -> None:
     env = {"GIT_AUTHOR_NAME": "Demo Author", "GIT_AUTHOR_EMAIL": "demo@example.invalid",
            "GIT_COMMITTER_NAME": "Demo Author", "GIT_COMMITTER_EMAIL": "demo@example.invalid",
            "PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(repo)}
-    subprocess.run(["git", "-c", "core.hooksPath=/dev/null", *args], cwd=repo, check=True,
-                   capture_output=True, env=env, timeout=60)
+    done = subprocess.run(["git", "-c", "core.hooksPath=/dev/null", *args], cwd=repo,
+                          capture_output=True, text=True, env=env, timeout=60, check=False)
+    if done.returncode != 0:
+        raise InputError(f"could not build the demo repository: git {' '.join(args)} failed: "
+                         f"{(done.stderr or done.stdout).strip()}", hint="check that git works here")
 
 
 def make_demo_repository(dest_parent: Path) -> Path:
@@ -47,12 +50,9 @@ def make_demo_repository(dest_parent: Path) -> Path:
     shutil.copytree(examples_dir() / EXAMPLE_PROJECT, repo,
                     ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", ".ruff_cache"))
     _git(repo, "init", "-q", "-b", "main")
-    files = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*") if p.is_file())
-    thirds = [files[: len(files) // 3], files[len(files) // 3: 2 * len(files) // 3], files[2 * len(files) // 3:]]
-    for message, chunk in zip(_HISTORY, thirds, strict=True):
-        if chunk:
-            _git(repo, "add", "--", *chunk)
-            _git(repo, "commit", "-q", "-m", message)
+    for folder, message in _HISTORY:
+        _git(repo, "add", "-A", "--", folder)
+        _git(repo, "commit", "-q", "-m", message)
     return repo
 
 

@@ -185,7 +185,7 @@ def _validate(
     settings: Settings, spec: Spec, state: RepoState, wt: Worktree, touched: list[str],
     sandbox: Sandbox, ruff_config: Path,
 ) -> ValidationReport:
-    tests = _select_tests(state, spec, touched)
+    tests = _select_tests(state, spec, [f for f in touched if f.endswith((".py", ".pyi"))])
     with tempfile.TemporaryDirectory(prefix="diffusellm-base-") as tmp:
         base_dir = export_checkout(wt.repo, wt.base_commit, Path(tmp) / "base")
         return validate_change(
