@@ -20,12 +20,15 @@ from diffusellm.log import configure_logging
 
 T = TypeVar("T")
 app = typer.Typer(
-    name="diffusellm", no_args_is_help=True, add_completion=False,
+    name="diffusellm",
+    no_args_is_help=True,
+    add_completion=False,
     help="Self-hosted coding bot: turn a spec or an issue into a validated branch.",
 )
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="config.yaml to read")]
 SetOpt = Annotated[
-    list[str] | None, typer.Option("--set", help="override a setting: section.key=value (repeatable)")
+    list[str] | None,
+    typer.Option("--set", help="override a setting: section.key=value (repeatable)"),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON on stdout")]
 
@@ -60,7 +63,9 @@ def _guard(as_json: bool, work: Callable[[], T]) -> T:
 
 def _repo_dir(path: Path) -> Path:
     if not path.exists():
-        raise RepositoryError(f"path does not exist: {path}", hint="pass the folder of a git repository")
+        raise RepositoryError(
+            f"path does not exist: {path}", hint="pass the folder of a git repository"
+        )
     if not path.is_dir():
         raise RepositoryError(f"not a folder: {path}", hint="pass the folder of a git repository")
     return path.resolve()
@@ -74,16 +79,20 @@ def _phases(enabled: bool) -> Generator[Callable[[str], None]]:
         return
     console = _console()
     with console.status("starting") as status:
+
         def phase(name: str) -> None:
             console.print(f"[dim]•[/] {name}", markup=True)
             status.update(name)
+
         yield phase
 
 
 @app.command()
 def profile(
     path: Annotated[Path, typer.Argument(help="repository to profile")],
-    json_out: JsonOpt = False, config: ConfigOpt = None, overrides: SetOpt = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+    overrides: SetOpt = None,
 ) -> None:
     """Infer the repository's style and write ruff.toml + naming_conventions.db to its state folder."""
     from diffusellm.cli_report import print_profile, run_profile
@@ -98,12 +107,16 @@ def profile(
 @app.command()
 def digest(
     path: Annotated[Path, typer.Argument(help="repository to digest")],
-    json_out: JsonOpt = False, config: ConfigOpt = None, overrides: SetOpt = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+    overrides: SetOpt = None,
 ) -> None:
     """Parse every Python file into the knowledge graph (incremental by git blob id)."""
     from diffusellm.cli_report import print_digest, run_digest
 
-    result = _guard(json_out, lambda: run_digest(_settings(config, overrides), _repo_dir(path), not json_out))
+    result = _guard(
+        json_out, lambda: run_digest(_settings(config, overrides), _repo_dir(path), not json_out)
+    )
     if json_out:
         typer.echo(json.dumps(result, indent=2))
     else:
@@ -112,14 +125,22 @@ def digest(
 
 @app.command("query-graph")
 def query_graph(
-    symbol: Annotated[str, typer.Argument(help="qualified or bare name, e.g. pkg.mod.func or func")],
-    repo: Annotated[Path, typer.Option("--repo", "-r", help="repository (digested first if needed)")] = Path("."),
-    json_out: JsonOpt = False, config: ConfigOpt = None, overrides: SetOpt = None,
+    symbol: Annotated[
+        str, typer.Argument(help="qualified or bare name, e.g. pkg.mod.func or func")
+    ],
+    repo: Annotated[
+        Path, typer.Option("--repo", "-r", help="repository (digested first if needed)")
+    ] = Path("."),
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+    overrides: SetOpt = None,
 ) -> None:
     """Definitions, callers and callees of a symbol from the knowledge graph."""
     from diffusellm.cli_report import print_graph_query, run_graph_query
 
-    result = _guard(json_out, lambda: run_graph_query(_settings(config, overrides), _repo_dir(repo), symbol))
+    result = _guard(
+        json_out, lambda: run_graph_query(_settings(config, overrides), _repo_dir(repo), symbol)
+    )
     if json_out:
         typer.echo(json.dumps(result, indent=2))
     else:
@@ -128,10 +149,16 @@ def query_graph(
 
 @app.command()
 def run(
-    spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="YAML spec, or Markdown with a ```yaml block")],
+    spec_path: Annotated[
+        Path, typer.Argument(metavar="SPEC", help="YAML spec, or Markdown with a ```yaml block")
+    ],
     repo: Annotated[Path, typer.Option("--repo", "-r", help="local git repository")] = Path("."),
-    base: Annotated[str | None, typer.Option(help="commit, branch or tag to start from (default HEAD)")] = None,
-    json_out: JsonOpt = False, config: ConfigOpt = None, overrides: SetOpt = None,
+    base: Annotated[
+        str | None, typer.Option(help="commit, branch or tag to start from (default HEAD)")
+    ] = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+    overrides: SetOpt = None,
 ) -> None:
     """Apply a spec on a new branch, validated in the sandbox; the checked-out branch is never touched."""
     from diffusellm.cli_report import print_run, run_job
@@ -151,8 +178,12 @@ def run(
 
 @app.command()
 def demo(
-    json_out: JsonOpt = False, config: ConfigOpt = None, overrides: SetOpt = None,
-    keep: Annotated[bool, typer.Option(help="keep the demo repository and print where it is")] = True,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+    overrides: SetOpt = None,
+    keep: Annotated[
+        bool, typer.Option(help="keep the demo repository and print where it is")
+    ] = True,
 ) -> None:
     """Run the shipped example spec end to end on the shipped example project (no network, no GPU)."""
     from diffusellm.cli_report import print_run
@@ -179,8 +210,14 @@ def validation_table(checks: list[dict[str, Any]]) -> Table:
     for column in ("check", "result", "new failures", "scope"):
         table.add_column(column)
     for check in checks:
-        result = "skipped" if check.get("skipped_reason") else ("passed" if check["passed"] else "FAILED")
-        table.add_row(check["name"], result, str(len(check["new_failures"])), check.get("scope", ""))
+        result = (
+            "skipped"
+            if check.get("skipped_reason")
+            else ("passed" if check["passed"] else "FAILED")
+        )
+        table.add_row(
+            check["name"], result, str(len(check["new_failures"])), check.get("scope", "")
+        )
     return table
 
 

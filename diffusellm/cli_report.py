@@ -20,7 +20,9 @@ def run_profile(settings: Settings, path: Path) -> dict[str, Any]:
     from diffusellm.repo.style import profile_style, write_style_artifacts
 
     if not any(path.rglob("*.py")):
-        raise RepositoryError(f"{path} contains no Python files", hint="pass a Python project's folder")
+        raise RepositoryError(
+            f"{path} contains no Python files", hint="pass a Python project's folder"
+        )
     state = repo_state(settings.state_path(), path).ensure()
     profile = profile_style(path)
     artifacts = write_style_artifacts(profile, path, state.style_dir)
@@ -33,9 +35,12 @@ def print_profile(console: Console, data: dict[str, Any]) -> None:
     """Readable summary of a style profile."""
     console.print(f"[bold]style profile[/] ({data['files_profiled']} files)", markup=True)
     rows = [
-        ("indent", data["indent"]), ("quotes", data["quote_style"]),
-        ("line length", str(data["line_length"])), ("docstrings", data["docstring_style"]),
-        ("commits", data["commit_convention"]), ("changelog", data["changelog"]["format"]),
+        ("indent", data["indent"]),
+        ("quotes", data["quote_style"]),
+        ("line length", str(data["line_length"])),
+        ("docstrings", data["docstring_style"]),
+        ("commits", data["commit_convention"]),
+        ("changelog", data["changelog"]["format"]),
     ]
     for key, value in rows:
         console.print(f"  {key:<12} {value}")
@@ -57,7 +62,9 @@ def run_digest(settings: Settings, path: Path, show_progress: bool) -> dict[str,
         with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("digest", total=None)
             report = digest_repository(
-                path, state.graph_db, progress=lambda done, total: bar.update(task, completed=done, total=total)
+                path,
+                state.graph_db,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     data = report.model_dump(mode="json")
     data["graph_db"] = str(state.graph_db)
@@ -74,9 +81,14 @@ def print_digest(console: Console, data: dict[str, Any]) -> None:
     console.print(f"  {data['symbols']} symbols, {data['imports']} imports, {data['calls']} calls")
     skipped = data["skipped_binary"] + data["skipped_non_utf8"]
     if skipped:
-        console.print(f"  skipped {data['skipped_binary']} binary and {data['skipped_non_utf8']} non-UTF-8 files")
+        console.print(
+            f"  skipped {data['skipped_binary']} binary and {data['skipped_non_utf8']} non-UTF-8 files"
+        )
     for problem in data["parse_errors"]:
-        console.print(f"  [yellow]could not parse[/] {escape(problem['path'])}: {escape(problem['message'])}", markup=True)
+        console.print(
+            f"  [yellow]could not parse[/] {escape(problem['path'])}: {escape(problem['message'])}",
+            markup=True,
+        )
     console.print(f"  knowledge graph: {data['graph_db']}")
 
 
@@ -92,8 +104,10 @@ def run_graph_query(settings: Settings, path: Path, symbol: str) -> dict[str, An
     with KnowledgeGraph(state.graph_db) as graph:
         definitions = graph.definitions(symbol)
         if not definitions:
-            raise InputError(f"no symbol named {symbol!r} in {path}",
-                             hint="use a qualified name such as pkg.module.function")
+            raise InputError(
+                f"no symbol named {symbol!r} in {path}",
+                hint="use a qualified name such as pkg.module.function",
+            )
         qualnames = sorted({d.qualname for d in definitions})
         return {
             "symbol": symbol,
@@ -128,8 +142,13 @@ def run_job(
     check_bubblewrap(cfg.bwrap)
     sandbox = BubblewrapSandbox(
         bwrap=cfg.bwrap,
-        limits=Limits(cpu_seconds=cfg.cpu_seconds, memory_mb=cfg.memory_mb, processes=cfg.processes,
-                      file_size_mb=cfg.file_size_mb, wall_seconds=cfg.wall_seconds),
+        limits=Limits(
+            cpu_seconds=cfg.cpu_seconds,
+            memory_mb=cfg.memory_mb,
+            processes=cfg.processes,
+            file_size_mb=cfg.file_size_mb,
+            wall_seconds=cfg.wall_seconds,
+        ),
         pass_env=_passed_env(cfg.pass_env),
     )
     report = run_spec(settings, spec, repo, sandbox=sandbox, base=base, phase=phase)
@@ -151,7 +170,9 @@ def print_run(console: Console, data: dict[str, Any]) -> None:
     for warning in data.get("warnings", []):
         console.print(f"[yellow]warning:[/] {escape(warning)}", markup=True)
     if data["branch"]:
-        console.print(f"[bold green]branch[/] {data['branch']} at {data['commit'][:12]}", markup=True)
+        console.print(
+            f"[bold green]branch[/] {data['branch']} at {data['commit'][:12]}", markup=True
+        )
     else:
         console.print("[bold red]no branch created[/]: validation found new failures", markup=True)
     console.print(f"changed files ({len(data['changed_files'])}):")

@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from diffusellm.errors import ConfigError
 
 ENV_PREFIX = "DIFFUSELLM_"
-_FILE_DATA: ContextVar[dict[str, Any]] = ContextVar("diffusellm_config_file_data", default={})
+_FILE_DATA: ContextVar[dict[str, Any] | None] = ContextVar("diffusellm_config_file", default=None)
 
 
 class _Section(BaseModel):
@@ -97,10 +97,10 @@ class _YamlFileSource(PydanticBaseSettingsSource):
     """Feeds the already-read config file into pydantic-settings at the lowest priority."""
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return _FILE_DATA.get().get(field_name), field_name, False
+        return (_FILE_DATA.get() or {}).get(field_name), field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return dict(_FILE_DATA.get())
+        return dict(_FILE_DATA.get() or {})
 
 
 def default_config_path() -> Path | None:
@@ -116,7 +116,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}", hint="pass an existing --config file") from None
+        raise ConfigError(
+            f"config file not found: {path}", hint="pass an existing --config file"
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if data is None:

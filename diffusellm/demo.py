@@ -33,22 +33,40 @@ def examples_dir() -> Path:
 
 
 def _git(repo: Path, *args: str) -> None:
-    env = {"GIT_AUTHOR_NAME": "Demo Author", "GIT_AUTHOR_EMAIL": "demo@example.invalid",
-           "GIT_COMMITTER_NAME": "Demo Author", "GIT_COMMITTER_EMAIL": "demo@example.invalid",
-           "PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(repo)}
-    done = subprocess.run(["git", "-c", "core.hooksPath=/dev/null", *args], cwd=repo,
-                          capture_output=True, text=True, env=env, timeout=60, check=False)
+    env = {
+        "GIT_AUTHOR_NAME": "Demo Author",
+        "GIT_AUTHOR_EMAIL": "demo@example.invalid",
+        "GIT_COMMITTER_NAME": "Demo Author",
+        "GIT_COMMITTER_EMAIL": "demo@example.invalid",
+        "PATH": "/usr/bin:/bin:/usr/local/bin",
+        "HOME": str(repo),
+    }
+    done = subprocess.run(
+        ["git", "-c", "core.hooksPath=/dev/null", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     if done.returncode != 0:
-        raise InputError(f"could not build the demo repository: git {' '.join(args)} failed: "
-                         f"{(done.stderr or done.stdout).strip()}", hint="check that git works here")
+        raise InputError(
+            f"could not build the demo repository: git {' '.join(args)} failed: "
+            f"{(done.stderr or done.stdout).strip()}",
+            hint="check that git works here",
+        )
 
 
 def make_demo_repository(dest_parent: Path) -> Path:
     """Copy the example project into a new git repository with a short history; return its path."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S-%f")
     repo = dest_parent / f"{EXAMPLE_PROJECT}-{stamp}"
-    shutil.copytree(examples_dir() / EXAMPLE_PROJECT, repo,
-                    ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", ".ruff_cache"))
+    shutil.copytree(
+        examples_dir() / EXAMPLE_PROJECT,
+        repo,
+        ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", ".ruff_cache"),
+    )
     _git(repo, "init", "-q", "-b", "main")
     for folder, message in _HISTORY:
         _git(repo, "add", "-A", "--", folder)

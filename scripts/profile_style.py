@@ -1,4 +1,4 @@
-"""Thin entry point kept for users of the original description: same as `diffusellm profile PATH`."""
+"""Entry point under the original description's name: the same as `diffusellm profile PATH`."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""Thin entry point kept for users of the original description: same as `diffusellm run SPEC --repo PATH`."""
+"""Entry point under the original description's name: the same as `diffusellm run SPEC`."""
 
 import sys
 

@@ -25,8 +25,13 @@ FILES = {
 
 def cli(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DIFFUSELLM_STATE_DIR": str(state)}
-    return subprocess.run([sys.executable, "-m", "diffusellm", *args], capture_output=True, text=True,
-                          env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "diffusellm", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def test_profile_json_has_the_promised_keys(tmp_path: Path) -> None:
@@ -34,8 +39,15 @@ def test_profile_json_has_the_promised_keys(tmp_path: Path) -> None:
     done = cli(tmp_path / "state", "profile", str(repo), "--json")
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
-    for key in ("indent", "quote_style", "line_length", "docstring_style", "naming", "commit_convention",
-                "changelog"):
+    for key in (
+        "indent",
+        "quote_style",
+        "line_length",
+        "docstring_style",
+        "naming",
+        "commit_convention",
+        "changelog",
+    ):
         assert key in data
     assert data["naming"]["class"] == "PascalCase" and data["naming"]["function"] == "snake_case"
     assert Path(data["artifacts"]["ruff_config"]).is_file()
@@ -61,7 +73,9 @@ def test_missing_path_is_exit_code_2(tmp_path: Path) -> None:
 
 def test_query_graph_definitions_callers_callees(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", FILES)
-    done = cli(tmp_path / "state", "query-graph", "--repo", str(repo), "lib.core.ShapeStore", "--json")
+    done = cli(
+        tmp_path / "state", "query-graph", "--repo", str(repo), "lib.core.ShapeStore", "--json"
+    )
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert data["definitions"][0]["path"] == "lib/core.py"

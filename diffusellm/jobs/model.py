@@ -21,15 +21,17 @@ class JobState(StrEnum):
     DEAD = "dead"
 
 
-TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.DEAD})
+TERMINAL_STATES = frozenset(
+    {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.DEAD}
+)
 
 
 class JobCommand(StrEnum):
     """What the job was asked to do."""
 
-    RUN = "run"          # label or `/diffusellm run`: plan and execute
-    PLAN = "plan"        # `/diffusellm plan`: post the plan, wait for approve
-    REVISE = "revise"    # `/diffusellm revise ...` or a changes-requested review: new commits on the PR branch
+    RUN = "run"  # label or `/diffusellm run`: plan and execute
+    PLAN = "plan"  # `/diffusellm plan`: post the plan, wait for approve
+    REVISE = "revise"  # `/diffusellm revise ...` or a changes-requested review: new commits on the PR branch
 
 
 class FrozenRequest(BaseModel):
@@ -37,16 +39,16 @@ class FrozenRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    repo_full_name: str                  # "owner/name", or "local:/abs/path" in local mode
+    repo_full_name: str  # "owner/name", or "local:/abs/path" in local mode
     installation_id: int | None = None
     issue_number: int | None = None
     pr_number: int | None = None
     title: str
     body: str
     trusted_comments: list[str] = []
-    instructions: str = ""               # text after `/diffusellm revise`
+    instructions: str = ""  # text after `/diffusellm revise`
     sender: str = ""
-    text_sha256: str                     # hash of title + body + trusted comments, to detect edits
+    text_sha256: str  # hash of title + body + trusted comments, to detect edits
 
 
 class NewJob(BaseModel):
@@ -56,7 +58,7 @@ class NewJob(BaseModel):
 
     command: JobCommand
     request: FrozenRequest
-    idempotency_key: str                 # sha256 of (repo, issue/pr, command, frozen text)
+    idempotency_key: str  # sha256 of (repo, issue/pr, command, frozen text)
     delivery_id: str | None = None
     max_attempts: int = 3
 
@@ -71,7 +73,7 @@ class Job(BaseModel):
     state: JobState
     request: FrozenRequest
     idempotency_key: str
-    repo_key: str                        # at most one running job per repo_key
+    repo_key: str  # at most one running job per repo_key
     attempts: int = 0
     max_attempts: int = 3
     worker_id: str | None = None
@@ -79,7 +81,7 @@ class Job(BaseModel):
     not_before: dt.datetime | None = None  # back-off: not claimable before this time
     created_at: dt.datetime
     updated_at: dt.datetime
-    result: dict[str, Any] = Field(default_factory=dict)   # RunReport JSON, PR url, ...
+    result: dict[str, Any] = Field(default_factory=dict)  # RunReport JSON, PR url, ...
     error: str | None = None
 
 
@@ -114,8 +116,15 @@ class JobStore(Protocol):
         """Extend the lease; False when the job is no longer this worker's (reaped or cancelled)."""
         ...
 
-    def finish(self, job_id: str, worker_id: str, state: JobState, *, result: dict[str, Any] | None = None,
-               error: str | None = None) -> bool:
+    def finish(
+        self,
+        job_id: str,
+        worker_id: str,
+        state: JobState,
+        *,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> bool:
         """Set a terminal state (or re-queue with back-off on a retryable failure when state is QUEUED)."""
         ...
 
@@ -135,12 +144,15 @@ class JobStore(Protocol):
         """One job."""
         ...
 
-    def list_jobs(self, *, limit: int = 100, state: JobState | None = None,
-                  repo_full_name: str | None = None) -> list[Job]:
+    def list_jobs(
+        self, *, limit: int = 100, state: JobState | None = None, repo_full_name: str | None = None
+    ) -> list[Job]:
         """Newest first."""
         ...
 
-    def add_event(self, job_id: str, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
+    def add_event(
+        self, job_id: str, kind: str, message: str, data: dict[str, Any] | None = None
+    ) -> None:
         """Append to a job's timeline."""
         ...
 

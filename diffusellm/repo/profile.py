@@ -6,8 +6,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-IdentifierKind = Literal["module", "class", "function", "method", "constant", "variable", "parameter"]
-NamingConvention = Literal["snake_case", "PascalCase", "camelCase", "UPPER_CASE", "lowercase", "mixed"]
+IdentifierKind = Literal[
+    "module", "class", "function", "method", "constant", "variable", "parameter"
+]
+NamingConvention = Literal[
+    "snake_case", "PascalCase", "camelCase", "UPPER_CASE", "lowercase", "mixed"
+]
 DocstringStyle = Literal["google", "numpy", "rest", "plain", "none"]
 CommitConvention = Literal["conventional", "gitmoji", "bracketed", "imperative", "none"]
 ChangelogFormat = Literal["keepachangelog", "towncrier", "none"]

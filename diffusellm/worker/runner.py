@@ -79,13 +79,16 @@ def _job_id(spec: Spec) -> str:
 def _dirty_paths(repo: Path) -> set[str]:
     out = subprocess.run(
         ["git", "-c", "core.quotepath=off", "status", "--porcelain", "-z", "--untracked-files=all"],
-        cwd=repo, capture_output=True, check=True, timeout=60,
+        cwd=repo,
+        capture_output=True,
+        check=True,
+        timeout=60,
     ).stdout.decode("utf-8", "surrogateescape")
     return {entry[3:] for entry in out.split("\0") if len(entry) > 3}
 
 
 def _refuse_if_in_the_way(info: RepoInfo, touched: list[str]) -> list[str]:
-    """Uncommitted edits to files the change rewrites would conflict with the new branch: stop early."""
+    """Uncommitted edits to files the change rewrites would conflict with the branch: stop early."""
     if not info.dirty:
         return []
     clash = sorted(_dirty_paths(info.root).intersection(touched))
@@ -100,8 +103,12 @@ def _refuse_if_in_the_way(info: RepoInfo, touched: list[str]) -> list[str]:
 def _validation_settings(settings: Settings) -> ValidationSettings:
     cfg = settings.validation
     return ValidationSettings(
-        ruff=cfg.ruff, pyright=cfg.pyright, pytest=cfg.pytest, python=cfg.python,
-        pytest_args=list(cfg.pytest_args), test_timeout_s=cfg.test_timeout_s,
+        ruff=cfg.ruff,
+        pyright=cfg.pyright,
+        pytest=cfg.pytest,
+        python=cfg.python,
+        pytest_args=list(cfg.pytest_args),
+        test_timeout_s=cfg.test_timeout_s,
     )
 
 
@@ -119,14 +126,21 @@ def _prepare(wt: Worktree, state: RepoState, phase: Phase) -> tuple[StyleProfile
     artifacts = write_style_artifacts(profile, wt.path, state.style_dir)
     phase("digesting repository")
     digest = digest_repository(wt.path, state.graph_db)
-    problems = [f"{p.path} could not be parsed ({p.message}); it was left as it is"
-                for p in digest.parse_errors]
+    problems = [
+        f"{p.path} could not be parsed ({p.message}); it was left as it is"
+        for p in digest.parse_errors
+    ]
     return profile, artifacts["ruff_config"], problems
 
 
 def run_spec(
-    settings: Settings, spec: Spec, repo: Path, *, sandbox: Sandbox,
-    base: str | None = None, phase: Phase = lambda _: None,
+    settings: Settings,
+    spec: Spec,
+    repo: Path,
+    *,
+    sandbox: Sandbox,
+    base: str | None = None,
+    phase: Phase = lambda _: None,
 ) -> RunReport:
     """Run the whole local pipeline on `repo`; the user's checkout is never touched."""
     info = open_repository(repo)
@@ -144,8 +158,14 @@ def run_spec(
 
 
 def _run_in_worktree(
-    settings: Settings, spec: Spec, info: RepoInfo, wt: Worktree, state: RepoState,
-    job_dir: Path, sandbox: Sandbox, phase: Phase,
+    settings: Settings,
+    spec: Spec,
+    info: RepoInfo,
+    wt: Worktree,
+    state: RepoState,
+    job_dir: Path,
+    sandbox: Sandbox,
+    phase: Phase,
 ) -> RunReport:
     profile, ruff_config, problems = _prepare(wt, state, phase)
     phase("applying operations")
@@ -157,21 +177,37 @@ def _run_in_worktree(
         format_changed_code(wt.path, changed_line_ranges(wt), ruff_config, python)
     changelog = (
         changelog_entry(profile.changelog, spec, wt.path, job_id=job_dir.name)
-        if settings.commit.changelog else None
+        if settings.commit.changelog
+        else None
     )
     touched = changed_files(wt)
     phase("validating in sandbox")
     report = _validate(settings, spec, state, wt, touched, sandbox, ruff_config)
     patch = _save_patch(wt, job_dir)
     branch, commit = _maybe_commit(settings, spec, info, wt, report, profile)
-    summary = summary_markdown(spec, changed_files=touched, report=report, changelog_path=changelog,
-                               branch=branch or "(not created)", commit=commit)
+    summary = summary_markdown(
+        spec,
+        changed_files=touched,
+        report=report,
+        changelog_path=changelog,
+        branch=branch or "(not created)",
+        commit=commit,
+    )
     (job_dir / "summary.md").write_text(summary, encoding="utf-8")
     result = RunReport(
-        job_id=job_dir.name, repo=str(info.root), base_commit=wt.base_commit,
-        status="succeeded" if report.passed else "validation_failed", branch=branch, commit=commit,
-        changed_files=touched, changelog=changelog, validation=report, spec=spec,
-        summary_path=str(job_dir / "summary.md"), patch_path=str(patch), warnings=warnings,
+        job_id=job_dir.name,
+        repo=str(info.root),
+        base_commit=wt.base_commit,
+        status="succeeded" if report.passed else "validation_failed",
+        branch=branch,
+        commit=commit,
+        changed_files=touched,
+        changelog=changelog,
+        validation=report,
+        spec=spec,
+        summary_path=str(job_dir / "summary.md"),
+        patch_path=str(patch),
+        warnings=warnings,
     )
     (job_dir / "report.json").write_text(result.model_dump_json(indent=2), encoding="utf-8")
     return result
@@ -182,30 +218,47 @@ def _default_python() -> str:
 
 
 def _validate(
-    settings: Settings, spec: Spec, state: RepoState, wt: Worktree, touched: list[str],
-    sandbox: Sandbox, ruff_config: Path,
+    settings: Settings,
+    spec: Spec,
+    state: RepoState,
+    wt: Worktree,
+    touched: list[str],
+    sandbox: Sandbox,
+    ruff_config: Path,
 ) -> ValidationReport:
     tests = _select_tests(state, spec, [f for f in touched if f.endswith((".py", ".pyi"))])
     with tempfile.TemporaryDirectory(prefix="diffusellm-base-") as tmp:
         base_dir = export_checkout(wt.repo, wt.base_commit, Path(tmp) / "base")
         return validate_change(
-            base_dir=base_dir, head_dir=wt.path, changed_files=touched, tests=tests,
-            acceptance_tests=list(spec.acceptance.tests), sandbox=sandbox,
-            settings=_validation_settings(settings), ruff_config=ruff_config,
+            base_dir=base_dir,
+            head_dir=wt.path,
+            changed_files=touched,
+            tests=tests,
+            acceptance_tests=list(spec.acceptance.tests),
+            sandbox=sandbox,
+            settings=_validation_settings(settings),
+            ruff_config=ruff_config,
             renames=_renames(spec),
         )
 
 
 def _renames(spec: Spec) -> dict[str, str]:
     """New name → old name of every rename in the spec, to match respelled base failures."""
-    return {op.new_name: op.target.rsplit(".", 1)[-1] for op in spec.operations if isinstance(op, RenameSymbol)}
+    return {
+        op.new_name: op.target.rsplit(".", 1)[-1]
+        for op in spec.operations
+        if isinstance(op, RenameSymbol)
+    }
 
 
 def _save_patch(wt: Worktree, job_dir: Path) -> Path:
     subprocess.run(["git", "add", "-A"], cwd=wt.path, check=True, capture_output=True, timeout=120)
     diff = subprocess.run(
-        ["git", "diff", "--cached", "--binary", wt.base_commit], cwd=wt.path,
-        check=True, capture_output=True, timeout=120,
+        ["git", "diff", "--cached", "--binary", wt.base_commit],
+        cwd=wt.path,
+        check=True,
+        capture_output=True,
+        timeout=120,
     ).stdout
     path = job_dir / "change.patch"
     path.write_bytes(diff)
@@ -213,14 +266,22 @@ def _save_patch(wt: Worktree, job_dir: Path) -> Path:
 
 
 def _maybe_commit(
-    settings: Settings, spec: Spec, info: RepoInfo, wt: Worktree, report: ValidationReport,
+    settings: Settings,
+    spec: Spec,
+    info: RepoInfo,
+    wt: Worktree,
+    report: ValidationReport,
     profile: StyleProfile,
 ) -> tuple[str | None, str | None]:
     if not report.passed and not settings.commit.keep_failed:
         return None, None
     message = commit_message(profile.commit_convention, spec, profile.commit_examples)
     branch = branch_name(settings.commit.branch_prefix, spec.title, info.root)
-    sha = commit_and_branch(wt, branch=branch, message=message,
-                            author_name=settings.commit.author_name,
-                            author_email=settings.commit.author_email)
+    sha = commit_and_branch(
+        wt,
+        branch=branch,
+        message=message,
+        author_name=settings.commit.author_name,
+        author_email=settings.commit.author_email,
+    )
     return branch, sha

@@ -1,4 +1,4 @@
-"""Phase 3, spec side: the public YAML `Spec` contract, read from a file or an issue's fenced block."""
+"""Phase 3, spec side: the public YAML `Spec` contract, read from a file or an issue's block."""
 
 from __future__ import annotations
 
@@ -57,7 +57,9 @@ class AddParameter(_Op):
         try:
             compile(value, "<default>", "eval")
         except SyntaxError as exc:
-            raise ValueError(f"default must be a Python expression, got {value!r} ({exc.msg})") from exc
+            raise ValueError(
+                f"default must be a Python expression, got {value!r} ({exc.msg})"
+            ) from exc
         return value
 
 
@@ -125,7 +127,8 @@ def parse_spec(data: Any, *, source: str = "spec") -> Spec:
     """Validate already-loaded YAML data into a `Spec`, with errors naming field and operation."""
     if not isinstance(data, dict):
         raise SpecError(
-            f"{source}: a spec must be a YAML mapping with title and operations, got {type(data).__name__}",
+            f"{source}: a spec must be a YAML mapping with title and operations, "
+            f"got {type(data).__name__}",
             hint="see docs/SPEC.md for the format",
         )
     try:
@@ -146,7 +149,9 @@ def load_spec_text(text: str, *, source: str = "spec") -> Spec:
     try:
         data = yaml.safe_load(body)
     except yaml.YAMLError as exc:
-        raise SpecError(f"{source}: not valid YAML: {exc}", hint="check indentation and quoting") from None
+        raise SpecError(
+            f"{source}: not valid YAML: {exc}", hint="check indentation and quoting"
+        ) from None
     return parse_spec(data, source=source)
 
 
@@ -155,7 +160,9 @@ def load_spec_file(path: Path) -> Spec:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SpecError(f"spec file not found: {path}", hint="pass the path of a YAML spec") from None
+        raise SpecError(
+            f"spec file not found: {path}", hint="pass the path of a YAML spec"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read spec file {path}: {exc}") from None
     return load_spec_text(text, source=str(path))

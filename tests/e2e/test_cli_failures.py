@@ -32,12 +32,21 @@ RENAME = (
 
 def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DIFFUSELLM_STATE_DIR": str(tmp_path / "state")}
-    return subprocess.run([sys.executable, "-m", "diffusellm", *args], capture_output=True,
-                          text=True, env=env, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "diffusellm", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
 
 
 def snapshot(repo: Path) -> tuple[str, str, str]:
-    return git(repo, "rev-parse", "HEAD"), git(repo, "status", "--porcelain"), git(repo, "branch", "-a")
+    return (
+        git(repo, "rev-parse", "HEAD"),
+        git(repo, "status", "--porcelain"),
+        git(repo, "branch", "-a"),
+    )
 
 
 @pytest.fixture
@@ -55,14 +64,21 @@ def test_not_a_git_repository(tmp_path: Path) -> None:
     plain = tmp_path / "plain"
     plain.mkdir()
     (plain / "a.py").write_text("x = 1\n")
-    done = cli(tmp_path, "run", str(write_spec(tmp_path, RENAME.format(new="x"))), "--repo", str(plain))
+    done = cli(
+        tmp_path, "run", str(write_spec(tmp_path, RENAME.format(new="x"))), "--repo", str(plain)
+    )
     assert done.returncode == 2
     assert "not a git repository" in done.stderr.lower()
 
 
 def test_missing_path_and_bad_spec(tmp_path: Path, repo: Path) -> None:
-    done = cli(tmp_path, "run", str(write_spec(tmp_path, RENAME.format(new="x"))), "--repo",
-               str(tmp_path / "nope"))
+    done = cli(
+        tmp_path,
+        "run",
+        str(write_spec(tmp_path, RENAME.format(new="x"))),
+        "--repo",
+        str(tmp_path / "nope"),
+    )
     assert done.returncode == 2 and "does not exist" in done.stderr
     bad = write_spec(tmp_path, "title: t\noperations:\n  - op: explode\n    target: pkg.a\n")
     done = cli(tmp_path, "run", str(bad), "--repo", str(repo), "--json")
@@ -72,8 +88,15 @@ def test_missing_path_and_bad_spec(tmp_path: Path, repo: Path) -> None:
 
 
 def test_bad_config_value(tmp_path: Path, repo: Path) -> None:
-    done = cli(tmp_path, "run", str(write_spec(tmp_path, RENAME.format(new="x"))), "--repo", str(repo),
-               "--set", "sandbox.memory_mb=lots")
+    done = cli(
+        tmp_path,
+        "run",
+        str(write_spec(tmp_path, RENAME.format(new="x"))),
+        "--repo",
+        str(repo),
+        "--set",
+        "sandbox.memory_mb=lots",
+    )
     assert done.returncode == 2 and "sandbox.memory_mb" in done.stderr
 
 
@@ -87,10 +110,14 @@ def test_missing_target_changes_nothing(tmp_path: Path, repo: Path) -> None:
 
 def test_name_clash_refused(tmp_path: Path, repo: Path) -> None:
     before = snapshot(repo)
-    (repo / "pkg/helpers.py").write_text(PKG["pkg/helpers.py"] + "\n\ndef other() -> int:\n    return 1\n")
+    (repo / "pkg/helpers.py").write_text(
+        PKG["pkg/helpers.py"] + "\n\ndef other() -> int:\n    return 1\n"
+    )
     git(repo, "commit", "-qam", "Add other")
     before = snapshot(repo)
-    done = cli(tmp_path, "run", str(write_spec(tmp_path, RENAME.format(new="other"))), "--repo", str(repo))
+    done = cli(
+        tmp_path, "run", str(write_spec(tmp_path, RENAME.format(new="other"))), "--repo", str(repo)
+    )
     assert done.returncode == 2 and "other" in done.stderr
     assert snapshot(repo) == before
 
@@ -98,7 +125,13 @@ def test_name_clash_refused(tmp_path: Path, repo: Path) -> None:
 def test_uncommitted_changes_in_the_way(tmp_path: Path, repo: Path) -> None:
     (repo / "pkg/app.py").write_text(PKG["pkg/app.py"] + "# my unsaved work\n")
     before = snapshot(repo)
-    done = cli(tmp_path, "run", str(write_spec(tmp_path, RENAME.format(new="get_mode"))), "--repo", str(repo))
+    done = cli(
+        tmp_path,
+        "run",
+        str(write_spec(tmp_path, RENAME.format(new="get_mode"))),
+        "--repo",
+        str(repo),
+    )
     assert done.returncode == 2 and "pkg/app.py" in done.stderr and "stash" in done.stderr
     assert snapshot(repo) == before
     assert (repo / "pkg/app.py").read_text().endswith("# my unsaved work\n")
@@ -106,19 +139,33 @@ def test_uncommitted_changes_in_the_way(tmp_path: Path, repo: Path) -> None:
 
 def test_syntax_error_in_repository_refused(tmp_path: Path, repo: Path) -> None:
     # A file that uses the target but cannot be parsed: renaming around it would leave it stale.
-    (repo / "pkg/broken.py").write_text("from pkg.helpers import get_flag\n\ndef broken(:\n    get_flag()\n")
+    (repo / "pkg/broken.py").write_text(
+        "from pkg.helpers import get_flag\n\ndef broken(:\n    get_flag()\n"
+    )
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "Add broken module")
     before = snapshot(repo)
-    done = cli(tmp_path, "run", str(write_spec(tmp_path, RENAME.format(new="get_mode"))), "--repo", str(repo))
+    done = cli(
+        tmp_path,
+        "run",
+        str(write_spec(tmp_path, RENAME.format(new="get_mode"))),
+        "--repo",
+        str(repo),
+    )
     assert done.returncode == 2 and "pkg/broken.py" in done.stderr
     assert snapshot(repo) == before
 
 
 def test_success_creates_branch_and_json_report(tmp_path: Path, repo: Path) -> None:
     (repo / "notes.txt").write_text("uncommitted but not in the way\n")
-    done = cli(tmp_path, "run", str(write_spec(tmp_path, RENAME.format(new="get_mode"))), "--repo", str(repo),
-               "--json")
+    done = cli(
+        tmp_path,
+        "run",
+        str(write_spec(tmp_path, RENAME.format(new="get_mode"))),
+        "--repo",
+        str(repo),
+        "--json",
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["branch"].startswith("diffusellm/") and report["commit"]
@@ -141,8 +188,14 @@ def test_change_that_breaks_a_test_fails_validation_without_branch(tmp_path: Pat
     )
     repo = make_repo(tmp_path / "repo2", files)
     before = snapshot(repo)
-    done = cli(tmp_path, "run", str(write_spec(tmp_path, RENAME.format(new="get_mode"))), "--repo", str(repo),
-               "--json")
+    done = cli(
+        tmp_path,
+        "run",
+        str(write_spec(tmp_path, RENAME.format(new="get_mode"))),
+        "--repo",
+        str(repo),
+        "--json",
+    )
     assert done.returncode == 1, done.stderr
     report = json.loads(done.stdout)
     assert report["branch"] is None and report["validation"]["passed"] is False
@@ -162,8 +215,16 @@ def test_hanging_and_escaping_tests_are_contained(tmp_path: Path) -> None:
         "    Path('/usr/escaped.txt').write_text('x')\n"
     )
     repo = make_repo(tmp_path / "repo3", files)
-    done = cli(tmp_path, "run", str(write_spec(tmp_path, RENAME.format(new="get_mode"))), "--repo", str(repo),
-               "--json", "--set", "validation.test_timeout_s=5")
+    done = cli(
+        tmp_path,
+        "run",
+        str(write_spec(tmp_path, RENAME.format(new="get_mode"))),
+        "--repo",
+        str(repo),
+        "--json",
+        "--set",
+        "validation.test_timeout_s=5",
+    )
     report = json.loads(done.stdout)
     pytest_check = next(c for c in report["validation"]["checks"] if c["name"] == "pytest")
     # The three bad tests fail on the base commit too, so they are not new failures of the change.

@@ -39,7 +39,10 @@ def _assert_green(report: RunReport) -> None:
 
 
 def test_rename_and_add_parameter(settings: Settings, humanize: Path) -> None:
-    report = _run(settings, humanize, """
+    report = _run(
+        settings,
+        humanize,
+        """
 title: Rename naturalsize to natural_size and add strict to intcomma
 operations:
   - op: rename_symbol
@@ -50,7 +53,8 @@ operations:
     name: strict
     default: "False"
     kind: keyword_only
-""")
+""",
+    )
     _assert_green(report)
     assert report.branch is not None
     filesize = git(humanize, "show", f"{report.branch}:src/humanize/filesize.py")
@@ -64,13 +68,17 @@ operations:
 
 
 def test_move_symbol(settings: Settings, humanize: Path) -> None:
-    report = _run(settings, humanize, """
+    report = _run(
+        settings,
+        humanize,
+        """
 title: Move intcomma to its own module
 operations:
   - op: move_symbol
     target: humanize.number.intcomma
     to_module: humanize.numfmt
-""")
+""",
+    )
     _assert_green(report)
     assert report.branch is not None
     moved = git(humanize, "show", f"{report.branch}:src/humanize/numfmt.py")
@@ -84,20 +92,30 @@ def test_remove_parameter(settings: Settings, humanize: Path) -> None:
     # accepted, ignored, and still passed by some callers, by position and by keyword.
     number = humanize / "src/humanize/number.py"
     text = number.read_text()
-    text = text.replace("def _format_not_finite(value: float) -> str:",
-                        "def _format_not_finite(value: float, legacy: bool = False) -> str:", 1)
-    text = text.replace("return _format_not_finite(number)", "return _format_not_finite(number, True)", 1)
-    text = text.replace("return _format_not_finite(value)\n",
-                        "return _format_not_finite(value, legacy=False)\n", 1)
+    text = text.replace(
+        "def _format_not_finite(value: float) -> str:",
+        "def _format_not_finite(value: float, legacy: bool = False) -> str:",
+        1,
+    )
+    text = text.replace(
+        "return _format_not_finite(number)", "return _format_not_finite(number, True)", 1
+    )
+    text = text.replace(
+        "return _format_not_finite(value)\n", "return _format_not_finite(value, legacy=False)\n", 1
+    )
     number.write_text(text)
     git(humanize, "commit", "-qam", "Deprecate the legacy flag of _format_not_finite")
-    report = _run(settings, humanize, """
+    report = _run(
+        settings,
+        humanize,
+        """
 title: Remove the legacy flag of _format_not_finite
 operations:
   - op: remove_parameter
     target: humanize.number._format_not_finite
     name: legacy
-""")
+""",
+    )
     _assert_green(report)
     assert report.branch is not None
     changed = git(humanize, "show", f"{report.branch}:src/humanize/number.py")

@@ -35,7 +35,10 @@ acceptance:
 def test_valid_spec_loads_every_operation() -> None:
     spec = load_spec_text(VALID)
     assert [op.op for op in spec.operations] == [
-        "rename_symbol", "add_parameter", "remove_parameter", "move_symbol"
+        "rename_symbol",
+        "add_parameter",
+        "remove_parameter",
+        "move_symbol",
     ]
     assert isinstance(spec.operations[0], RenameSymbol)
     assert isinstance(spec.operations[1], AddParameter) and spec.operations[1].default == "False"
@@ -64,8 +67,10 @@ def test_errors_name_field_and_operation_index() -> None:
 
 def test_unknown_field_and_non_mapping_rejected(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="operations\\[0\\] \\(rename_symbol\\).colour"):
-        load_spec_text("title: x\noperations:\n - op: rename_symbol\n   target: a.b\n"
-                       "   new_name: c\n   colour: red\n")
+        load_spec_text(
+            "title: x\noperations:\n - op: rename_symbol\n   target: a.b\n"
+            "   new_name: c\n   colour: red\n"
+        )
     with pytest.raises(SpecError, match="YAML mapping"):
         load_spec_text("- just\n- a list\n")
     with pytest.raises(SpecError, match="not found"):
@@ -74,21 +79,29 @@ def test_unknown_field_and_non_mapping_rejected(tmp_path: Path) -> None:
 
 def test_invalid_identifiers_rejected() -> None:
     with pytest.raises(SpecError, match="new_name"):
-        load_spec_text("title: x\noperations:\n - op: rename_symbol\n   target: a.b\n   new_name: 1abc\n")
+        load_spec_text(
+            "title: x\noperations:\n - op: rename_symbol\n   target: a.b\n   new_name: 1abc\n"
+        )
     with pytest.raises(SpecError, match="target"):
-        load_spec_text("title: x\noperations:\n - op: rename_symbol\n   target: 'a..b'\n   new_name: c\n")
+        load_spec_text(
+            "title: x\noperations:\n - op: rename_symbol\n   target: 'a..b'\n   new_name: c\n"
+        )
 
 
 def test_keyword_names_rejected() -> None:
     with pytest.raises(SpecError, match="keyword"):
-        load_spec_text("title: x\noperations:\n - op: rename_symbol\n   target: a.b\n   new_name: class\n")
+        load_spec_text(
+            "title: x\noperations:\n - op: rename_symbol\n   target: a.b\n   new_name: class\n"
+        )
     with pytest.raises(SpecError, match="keyword"):
-        load_spec_text("title: x\noperations:\n - op: add_parameter\n   target: a.b\n"
-                       "   name: lambda\n   default: '1'\n")
+        load_spec_text(
+            "title: x\noperations:\n - op: add_parameter\n   target: a.b\n"
+            "   name: lambda\n   default: '1'\n"
+        )
 
 
 def test_issue_body_with_crlf_line_endings() -> None:
-    issue = ("Please rename.\r\n\r\n```yaml\r\n" + VALID.replace("\n", "\r\n") + "```\r\n")
+    issue = "Please rename.\r\n\r\n```yaml\r\n" + VALID.replace("\n", "\r\n") + "```\r\n"
     assert len(load_spec_text(issue).operations) == 4
 
 

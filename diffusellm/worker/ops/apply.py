@@ -8,7 +8,13 @@ from typing import Any
 
 from diffusellm.errors import OperationError
 from diffusellm.worker.ops.base import Project
-from diffusellm.worker.spec import AddParameter, MoveSymbol, Operation, RemoveParameter, RenameSymbol
+from diffusellm.worker.spec import (
+    AddParameter,
+    MoveSymbol,
+    Operation,
+    RemoveParameter,
+    RenameSymbol,
+)
 
 
 def _handlers() -> dict[type[Any], Callable[[Project, Any], None]]:

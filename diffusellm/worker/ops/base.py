@@ -13,8 +13,23 @@ import libcst.helpers
 from diffusellm.errors import OperationError
 
 SKIP_DIRS = frozenset(
-    {".git", ".hg", ".venv", "venv", "env", ".tox", ".nox", "node_modules", "build", "dist",
-     "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", "site-packages"}
+    {
+        ".git",
+        ".hg",
+        ".venv",
+        "venv",
+        "env",
+        ".tox",
+        ".nox",
+        "node_modules",
+        "build",
+        "dist",
+        "__pycache__",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        "site-packages",
+    }
 )
 
 SymbolKind = Literal["function", "class", "method", "variable"]
@@ -24,9 +39,23 @@ def list_python_files(root: Path) -> list[str]:
     """Repository-relative paths of the Python files git tracks (or, outside git, found on disk)."""
     try:
         out = subprocess.run(
-            ["git", "-c", "core.quotepath=off", "ls-files", "-z", "--cached", "--others",
-             "--exclude-standard", "--", "*.py", "*.pyi"],
-            cwd=root, capture_output=True, check=True, timeout=120,
+            [
+                "git",
+                "-c",
+                "core.quotepath=off",
+                "ls-files",
+                "-z",
+                "--cached",
+                "--others",
+                "--exclude-standard",
+                "--",
+                "*.py",
+                "*.pyi",
+            ],
+            cwd=root,
+            capture_output=True,
+            check=True,
+            timeout=120,
         ).stdout.decode("utf-8", "surrogateescape")
         files = sorted({p for p in out.split("\0") if p and (root / p).is_file()})
         return [p for p in files if not SKIP_DIRS.intersection(Path(p).parts[:-1])]
@@ -147,7 +176,9 @@ def _defs_in_body(body: object, name: str) -> list[cst.CSTNode]:
             found.append(stmt)
         elif isinstance(stmt, cst.SimpleStatementLine):
             for small in stmt.body:
-                if isinstance(small, (cst.Assign, cst.AnnAssign)) and name in _assigned_names(small):
+                if isinstance(small, (cst.Assign, cst.AnnAssign)) and name in _assigned_names(
+                    small
+                ):
                     found.append(small)
         elif isinstance(stmt, cst.If):
             found.extend(_defs_in_body(stmt.body, name))
@@ -179,7 +210,9 @@ def _split_module(project: Project, qualname: str) -> tuple[str, list[str]]:
     )
 
 
-def find_definitions(project: Project, module: str, names: list[str]) -> tuple[list[cst.CSTNode], bool]:
+def find_definitions(
+    project: Project, module: str, names: list[str]
+) -> tuple[list[cst.CSTNode], bool]:
     """Definitions of `names` (a name, or Class.name) inside `module`, and whether they are in a class."""
     path = project.path_of(module)
     assert path is not None
@@ -211,7 +244,11 @@ def reexport_source(project: Project, module: str, name: str) -> str | None:
                 continue
             for alias in small.names:
                 local = alias.asname.name if alias.asname else alias.name
-                if isinstance(local, cst.Name) and local.value == name and isinstance(alias.name, cst.Name):
+                if (
+                    isinstance(local, cst.Name)
+                    and local.value == name
+                    and isinstance(alias.name, cst.Name)
+                ):
                     return resolve_relative(module, is_package, small)
     return None
 
@@ -249,5 +286,10 @@ def resolve_target(project: Project, qualname: str) -> Target:
         )
     path = project.path_of(module)
     assert path is not None
-    return Target(qualname=f"{module}.{'.'.join(names)}", module=module, path=path,
-                  names=tuple(names), kind=kinds.pop())
+    return Target(
+        qualname=f"{module}.{'.'.join(names)}",
+        module=module,
+        path=path,
+        names=tuple(names),
+        kind=kinds.pop(),
+    )

@@ -88,7 +88,9 @@ def add_entry(text: str, name: str, annotation: str | None, description: str) ->
         start, end = section
         pad = " " * _indent(lines[start])
         kind = f"{annotation}, optional" if annotation else "optional"
-        return "\n".join([*lines[:end], f"{pad}{name} : {kind}", f"{pad}    {description}", *lines[end:]])
+        return "\n".join(
+            [*lines[:end], f"{pad}{name} : {kind}", f"{pad}    {description}", *lines[end:]]
+        )
     last = _rest_last(lines)
     if last is not None:
         pad = " " * _indent(next(line for line in lines if _REST.match(line)))
@@ -134,12 +136,16 @@ def _replace(function: cst.FunctionDef, node: cst.SimpleString, value: str) -> c
     return replaced
 
 
-def document_parameter(function: cst.FunctionDef, name: str, annotation: str | None,
-                       description: str) -> cst.FunctionDef:
+def document_parameter(
+    function: cst.FunctionDef, name: str, annotation: str | None, description: str
+) -> cst.FunctionDef:
     """The function with its docstring's parameter section describing the new parameter."""
     node = _docstring_node(function)
-    return function if node is None else _replace(function, node, add_entry(
-        node.value, name, annotation, description))
+    return (
+        function
+        if node is None
+        else _replace(function, node, add_entry(node.value, name, annotation, description))
+    )
 
 
 def undocument_parameter(function: cst.FunctionDef, name: str) -> cst.FunctionDef:

@@ -10,8 +10,10 @@ from diffusellm.worker.ops.params import apply_add_parameter, apply_remove_param
 from diffusellm.worker.spec import AddParameter, RemoveParameter
 
 GOOGLE = '"""Sum.\n\n    Args:\n        value: the value,\n            continued.\n\n    Returns:\n        value: kept\n    """'
-NUMPY = ('"""Sum.\n\n    Parameters\n    ----------\n    value : int\n        The value.\n\n'
-         '    Returns\n    -------\n    value : str\n    """')
+NUMPY = (
+    '"""Sum.\n\n    Parameters\n    ----------\n    value : int\n        The value.\n\n'
+    '    Returns\n    -------\n    value : str\n    """'
+)
 
 
 def test_google_entry_added_after_last_and_dropped_with_continuation() -> None:
@@ -42,9 +44,15 @@ def test_operations_keep_docstrings_in_step(tmp_path: Path) -> None:
     )
     (tmp_path / "m.py").write_text(source)
     project = Project.load(tmp_path)
-    apply_remove_parameter(project, RemoveParameter(op="remove_parameter", target="m.f", name="legacy"))
-    apply_add_parameter(project, AddParameter(op="add_parameter", target="m.f", name="strict",
-                                              default="True", annotation="bool"))
+    apply_remove_parameter(
+        project, RemoveParameter(op="remove_parameter", target="m.f", name="legacy")
+    )
+    apply_add_parameter(
+        project,
+        AddParameter(
+            op="add_parameter", target="m.f", name="strict", default="True", annotation="bool"
+        ),
+    )
     text = project.read("m.py")
     assert "legacy" not in text
     assert "        value: the value.\n        strict: Defaults to True.\n" in text
