@@ -1,0 +1,1 @@
+"""Model cores: LLM backends, structured output, the diffusion denoiser, the plan scorer."""
