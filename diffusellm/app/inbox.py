@@ -1,0 +1,102 @@
+"""Webhook inbox: verified deliveries kept on disk from before the 202 until triage is done."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol
+
+from diffusellm.app.router import WebhookEvent
+from diffusellm.errors import ConfigError
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class Inbox(Protocol):
+    """Durable hand-over between the webhook endpoint and the triage that follows it."""
+
+    def put(self, event: WebhookEvent) -> bool:
+        """Store `event` durably; False when a delivery with that id is already waiting."""
+        ...
+
+    def pending(self) -> list[WebhookEvent]:
+        """Deliveries stored but not marked done, oldest first (after a crash: the leftovers)."""
+        ...
+
+    def done(self, delivery_id: str) -> None:
+        """Forget a delivery once it is fully handled (or was a replay)."""
+        ...
+
+
+def valid_delivery_id(delivery_id: str) -> bool:
+    """GitHub's delivery ids are GUIDs; anything usable as a file name of that shape is accepted."""
+    return bool(_SAFE_ID.match(delivery_id))
+
+
+class SpoolInbox:
+    """An `Inbox` in a folder: one JSON file per delivery, written with fsync and an atomic link.
+
+    Files, not the job store: a delivery is not a job yet (the permission check decides that), and a
+    folder needs no schema shared with the store; a single-host app restarts on the same disk.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self._dir = directory
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the webhook inbox {directory}: {exc.strerror}",
+                              hint="point the inbox at a writable folder") from None
+
+    def _path(self, delivery_id: str) -> Path:
+        if not valid_delivery_id(delivery_id):
+            raise ValueError(f"unsafe delivery id {delivery_id!r}")
+        return self._dir / f"{delivery_id}.json"
+
+    def put(self, event: WebhookEvent) -> bool:
+        """Write a temporary file, fsync, link it under its final name (fails if present)."""
+        final = self._path(event.delivery_id)
+        data = json.dumps({"name": event.name, "delivery_id": event.delivery_id,
+                           "payload": event.payload}).encode("utf-8")
+        fd, tmp = tempfile.mkstemp(dir=self._dir, prefix=".incoming-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            try:
+                os.link(tmp, final)
+            except FileExistsError:
+                return False
+            self._sync_dir()
+            return True
+        finally:
+            os.unlink(tmp)
+
+    def _sync_dir(self) -> None:
+        fd = os.open(self._dir, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def pending(self) -> list[WebhookEvent]:
+        """Every stored delivery, oldest first; unreadable files are skipped (left for a human)."""
+        files = sorted(self._dir.glob("*.json"), key=lambda p: (p.stat().st_mtime, p.name))
+        events: list[WebhookEvent] = []
+        for path in files:
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+                events.append(WebhookEvent(name=str(raw["name"]),
+                                           delivery_id=str(raw["delivery_id"]),
+                                           payload=dict(raw["payload"])))
+        return events
+
+    def done(self, delivery_id: str) -> None:
+        """Delete the delivery's file; a missing file is fine."""
+        with contextlib.suppress(FileNotFoundError):
+            self._path(delivery_id).unlink()

@@ -1,0 +1,161 @@
+"""The app server: the FastAPI app with worker API, routers, health, metrics, reaper and worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import os
+import threading
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import anyio.to_thread
+import structlog
+import uvicorn
+from fastapi import APIRouter, FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
+
+from diffusellm.app.metrics import CONTENT_TYPE, JobStateCollector, Metrics, exposition, metrics
+from diffusellm.app.settings import ServerSettings, StoreSettings
+from diffusellm.app.worker_api import WorkerApiConfig, worker_router
+from diffusellm.errors import ConfigError
+from diffusellm.jobs.model import Job
+from diffusellm.jobs.store import MonitoredJobStore
+from diffusellm.worker.loop import Execute, StoreSource, run_worker
+
+__all__ = ["EmbeddedWorker", "Hook", "Metrics", "create_app", "metrics", "serve"]
+
+log = structlog.get_logger(__name__)
+
+Hook = Callable[[], Awaitable[None] | None]
+_WORKER_STOP_WAIT_S = 30.0
+
+
+class EmbeddedWorker:
+    """The worker thread inside the app (single-box installs): runs jobs straight from the store."""
+
+    def __init__(self, store: MonitoredJobStore, execute: Execute, settings: StoreSettings,
+                 counters: Metrics) -> None:
+        def count(_job: Job) -> None:
+            counters.claims.labels(via="in_process").inc()
+
+        self._stop = threading.Event()
+        source = StoreSource(store, lease_seconds=settings.lease_seconds,
+                             heartbeat_seconds=settings.heartbeat_seconds, on_claim=count)
+        self._thread = threading.Thread(
+            target=run_worker, name="diffusellm-embedded-worker", daemon=True,
+            args=(source, execute), kwargs={"stop": self._stop, "worker_id": None},
+        )
+
+    def start(self) -> None:
+        """Start pulling jobs."""
+        self._thread.start()
+
+    def stop(self, wait_seconds: float = _WORKER_STOP_WAIT_S) -> bool:
+        """Ask the worker to stop after its current job; False if it is still busy after the wait.
+
+        A job still running then is abandoned: its lease expires and the reaper re-queues it.
+        """
+        self._stop.set()
+        self._thread.join(wait_seconds)
+        return not self._thread.is_alive()
+
+
+async def _call_hooks(hooks: Sequence[Hook]) -> None:
+    for hook in hooks:
+        outcome = hook()
+        if inspect.isawaitable(outcome):
+            await outcome
+
+
+async def _reap_forever(store: MonitoredJobStore, interval: float, counters: Metrics) -> None:
+    """Every `interval` seconds, re-queue (or bury) running jobs whose worker went silent."""
+    while True:
+        try:
+            reaped = await anyio.to_thread.run_sync(store.reap_expired)
+        except Exception:  # the database may be back next round
+            log.exception("reaper failed")
+        else:
+            if reaped:
+                counters.reaped.inc(len(reaped))
+                log.warning("reaped jobs whose lease expired", job_ids=reaped)
+        await asyncio.sleep(interval)
+
+
+def _health_and_metrics(app: FastAPI, store: MonitoredJobStore, counters: Metrics) -> None:
+    per_app = CollectorRegistry(auto_describe=True)
+    per_app.register(JobStateCollector(store.count_by_state))
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> JSONResponse:
+        try:
+            await anyio.to_thread.run_sync(store.ping)
+        except Exception as exc:
+            detail = f"job store unreachable: {type(exc).__name__}"
+            return JSONResponse({"status": "unavailable", "detail": detail}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/metrics", tags=["ops"])
+    async def prometheus_metrics() -> Response:
+        body = await anyio.to_thread.run_sync(exposition, counters.registry, per_app)
+        return Response(body, media_type=CONTENT_TYPE)
+
+
+def create_app(*, store: MonitoredJobStore, server: ServerSettings,
+               store_settings: StoreSettings | None = None, routers: Sequence[APIRouter] = (),
+               execute: Execute | None = None, on_startup: Sequence[Hook] = (),
+               on_shutdown: Sequence[Hook] = (), environ: Mapping[str, str] | None = None,
+               counters: Metrics | None = None) -> FastAPI:
+    """The app: worker API, `routers`, /healthz, /metrics, the reaper and (optionally) a worker.
+
+    `execute` runs jobs in the embedded worker; it is required when server.in_process_worker.
+    Tokens are read here, once, from the environment variables the settings name.
+    """
+    timing = store_settings or StoreSettings()
+    seen = counters or metrics()
+    if server.in_process_worker and execute is None:
+        raise ConfigError("server.in_process_worker is on but no executor was given",
+                          hint="pass execute=..., or set server.in_process_worker: false and run "
+                               "`python -m diffusellm.worker.remote` workers")
+    env = dict(os.environ if environ is None else environ)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncGenerator[None]:
+        await _call_hooks(on_startup)
+        reaper = asyncio.create_task(_reap_forever(store, timing.reap_interval_seconds, seen))
+        worker = None
+        if execute is not None and server.in_process_worker:
+            worker = EmbeddedWorker(store, execute, timing, seen)
+            worker.start()
+        try:
+            yield
+        finally:
+            reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper
+            if worker is not None and not await anyio.to_thread.run_sync(worker.stop):
+                log.warning("embedded worker still busy at shutdown; its job will be reaped")
+            await _call_hooks(on_shutdown)
+
+    app = FastAPI(title="diffuseLLM agent", lifespan=lifespan)
+    api = WorkerApiConfig(token=server.worker_token(env), token_env=server.worker_token_env,
+                          lease_seconds=timing.lease_seconds,
+                          heartbeat_seconds=timing.heartbeat_seconds)
+    app.include_router(worker_router(store, api, seen))
+    for router in routers:
+        app.include_router(router)
+    _health_and_metrics(app, store, seen)
+    return app
+
+
+def serve(app: FastAPI, server: ServerSettings, **uvicorn_options: Any) -> None:
+    """Run the app with uvicorn on server.host:server.port until interrupted.
+
+    Long-polling claims are cut after a short grace period on shutdown; a worker whose claim
+    was cut simply polls again.
+    """
+    options: dict[str, Any] = {"timeout_graceful_shutdown": 5, "proxy_headers": True}
+    options.update(uvicorn_options)
+    uvicorn.run(app, host=server.host, port=server.port, **options)

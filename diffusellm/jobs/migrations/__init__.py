@@ -1,0 +1,1 @@
+"""Alembic migrations of the job store, run by diffusellm.jobs.engine.upgrade_database."""

@@ -1,0 +1,76 @@
+"""What workers and the app exchange: job outcomes and the worker API's request/response bodies."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from diffusellm.jobs.model import Job, JobState
+
+MAX_CLAIM_WAIT_SECONDS = 60.0
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Outcome(_Body):
+    """How a worker ended a job; a retryable failure is queued again with back-off."""
+
+    state: Literal["succeeded", "failed", "cancelled", "waiting_approval"]
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    retryable: bool = False
+
+    def store_state(self) -> JobState:
+        """The state to ask the store for: QUEUED stands for "try again later"."""
+        if self.state == "failed" and self.retryable:
+            return JobState.QUEUED
+        return JobState(self.state)
+
+
+class WorkerRef(_Body):
+    """Identifies the worker calling; only the lease holder may touch a running job."""
+
+    worker_id: str = Field(min_length=1, max_length=200)
+
+
+class ClaimRequest(WorkerRef):
+    """Ask for a job, waiting (long poll) up to `wait_seconds` for one to become claimable."""
+
+    wait_seconds: float = Field(default=25.0, ge=0, le=MAX_CLAIM_WAIT_SECONDS)
+
+
+class ClaimResponse(_Body):
+    """A claimed job and the lease timing the worker must keep up with."""
+
+    job: Job
+    lease_seconds: float
+    heartbeat_seconds: float
+
+
+class HeartbeatResponse(_Body):
+    """The lease was extended by `lease_seconds` from now."""
+
+    lease_seconds: float
+
+
+class EventRequest(WorkerRef):
+    """One progress line for the job's timeline."""
+
+    kind: str = Field(min_length=1, max_length=64)
+    message: str = Field(max_length=10_000)
+    data: dict[str, Any] = {}
+
+
+class FinishRequest(WorkerRef):
+    """The end of one attempt."""
+
+    outcome: Outcome
+
+
+class FinishResponse(_Body):
+    """The job's state after finishing (queued again, dead, succeeded, ...)."""
+
+    state: JobState

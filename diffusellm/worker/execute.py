@@ -1,0 +1,345 @@
+"""Job executor: check the frozen request, run the local pipeline, push, open the PR, report."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from diffusellm.app.freeze import still_matches, trusted_comments
+from diffusellm.app.github_settings import GitHubSettings, secrets_from_env
+from diffusellm.config import Settings, load_settings
+from diffusellm.errors import ConfigError, DiffuseLLMError, SpecError
+from diffusellm.forge.base import Forge, ForgeError, PullRequest, job_marker, work_key
+from diffusellm.forge.gitauth import TOKEN_ENV
+from diffusellm.forge.github import GitHubApp
+from diffusellm.forge.local import LocalForge
+from diffusellm.jobs.model import Job, JobCommand
+from diffusellm.worker.execute_report import (
+    StatusBoard,
+    changed_text_reply,
+    check_output,
+    failure_text,
+    plan_section,
+    pr_body,
+    spec_request_text,
+)
+from diffusellm.worker.loop import NEXT_STATE_KEY, Execute, ProgressSink, RetryableError
+from diffusellm.worker.repo_config import (
+    REPO_CONFIG_PATH,
+    RepoConfig,
+    effective_settings,
+    parse_repo_config,
+    path_violations,
+)
+from diffusellm.worker.runner import RunReport, run_spec
+from diffusellm.worker.sandbox import BubblewrapSandbox, Limits, Sandbox, check_bubblewrap
+from diffusellm.worker.spec import Spec, load_spec_text
+from diffusellm.worker.workspace import run_git
+
+log = structlog.get_logger(__name__)
+ForgeFactory = Callable[[str, "int | None"], Forge]
+CHECK_NAME = "diffusellm"
+_YAML_FENCE = re.compile(r"^```ya?ml[ \t]*$", re.MULTILINE)
+PLAN_POSTED = "plan_posted"
+"""Set in a PLAN job's result; the job comes back after `approve` and then makes the change."""
+
+
+class JobFailedError(DiffuseLLMError):
+    """The job ended without its change; the user was already told why in the status comment.
+
+    `result` keeps what the executor knew (status comment id, reason) for logs and tests.
+    """
+
+    def __init__(self, message: str, *, result: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class StopJobError(Exception):
+    """Ends a job early with a user-facing outcome already decided (not an error of ours)."""
+
+    def __init__(self, status: str, outcome: str, **data: Any) -> None:
+        super().__init__(status)
+        self.status = status
+        self.outcome = outcome
+        self.data = data
+
+
+@dataclass
+class _Run:
+    job: Job
+    forge: Forge
+    settings: Settings
+    sandbox: Sandbox
+    options: GitHubSettings
+    progress: ProgressSink
+    board: StatusBoard
+    key: str
+    number: int
+
+    def step(self, name: str) -> None:
+        """Start a step: stop if the job is no longer ours, else report and tick the checklist."""
+        if self.progress.lease_lost:
+            raise JobFailedError("the job was cancelled or taken over by another worker",
+                                 result={"status": "cancelled"})
+        self.progress.event("phase", name)
+        self.board.step(name)
+
+
+def execute_job(job: Job, progress: ProgressSink, *, forge: Forge, settings: Settings,
+                sandbox: Sandbox, options: GitHubSettings | None = None) -> dict[str, Any]:
+    """Run one claimed job end to end; the result for the store, with `status` succeeded or
+    planned (then also `next_state: waiting_approval`).
+
+    Failures the user must act on are reported in the status comment and raised as
+    JobFailedError; network trouble and rate limits as RetryableError (the loop re-queues).
+    """
+    req = job.request
+    number = req.pr_number if job.command == JobCommand.REVISE else req.issue_number
+    number = number if number is not None else (req.pr_number or 0)
+    key = work_key(req.issue_number, req.pr_number)
+    opts = options or GitHubSettings()
+    board = StatusBoard(forge=forge, number=number, key=key, title=req.title or key)
+    run = _Run(job, forge, settings, sandbox, opts, progress, board, key, number)
+    log.info("execute.start", job=job.id, repo=req.repo_full_name, key=key)
+    try:
+        board.attach()
+        forge.add_reaction(number, "eyes")
+        return _execute(run)
+    except StopJobError as stop:
+        board.finish(stop.outcome, completed=False)
+        result = {"status": stop.status, "status_comment_id": _comment_id(board), **stop.data}
+        raise JobFailedError(f"{stop.status}: {stop.data.get('reason') or stop.data.get('error')}",
+                             result=result) from None
+    except ForgeError as exc:
+        if exc.retryable:
+            _quietly(board, f"⏸️ Interrupted ({exc.message}); the job will be retried.")
+            raise RetryableError(exc.message, hint=exc.hint) from exc
+        raise _failed(run, exc) from None
+    except JobFailedError:
+        raise
+    except DiffuseLLMError as exc:
+        raise _failed(run, exc) from None
+
+
+def make_executor(*, forges: ForgeFactory, settings: Settings, sandbox: Sandbox,
+                  options: GitHubSettings | None = None) -> Execute:
+    """The job loop's `Execute`: a forge per job, GitHub's for `owner/name` (through `forges`),
+    LocalForge for `local:/path` (whose comments and PR are recorded under `result["local"]`)."""
+
+    def execute(job: Job, progress: ProgressSink) -> dict[str, Any]:
+        name = job.request.repo_full_name
+        if not name.startswith("local:"):
+            forge = forges(name, job.request.installation_id)
+            return execute_job(job, progress, forge=forge, settings=settings, sandbox=sandbox,
+                               options=options)
+        local = LocalForge(Path(name.removeprefix("local:")), request=job.request)
+        result = execute_job(job, progress, forge=local, settings=settings, sandbox=sandbox,
+                             options=options)
+        return {**result, "local": local.result()}
+
+    return execute
+
+
+def _quietly(board: StatusBoard, outcome: str) -> None:
+    """Best effort: the forge may be the thing that is failing."""
+    try:
+        board.finish(outcome, completed=False)
+    except ForgeError:
+        log.warning("execute.status_not_updated")
+
+
+def _comment_id(board: StatusBoard) -> int | None:
+    return board.comment.id if board.comment else None
+
+
+def _failed(run: _Run, exc: DiffuseLLMError) -> JobFailedError:
+    attempted = {JobCommand.RUN: "make the change this issue asks for",
+                 JobCommand.PLAN: "plan the change this issue asks for",
+                 JobCommand.REVISE: "revise this pull request"}[run.job.command]
+    run.board.finish(failure_text(attempted=attempted, reason=exc.message, hint=exc.hint,
+                                  command=run.options.command), completed=False)
+    log.info("execute.failed", job=run.job.id, error=exc.message)
+    return JobFailedError(exc.message, result={
+        "status": "failed", "error": exc.message, "hint": exc.hint,
+        "status_comment_id": _comment_id(run.board)})
+
+
+def _execute(run: _Run) -> dict[str, Any]:
+    run.step("request")
+    config = _repo_config(run)
+    if run.job.command != JobCommand.REVISE:
+        _check_text(run)
+    run.step("spec")
+    spec = _spec(run)
+    run.board.note("spec", f"{len(spec.operations)} operation(s)")
+    if run.job.command == JobCommand.PLAN and not run.job.result.get(PLAN_POSTED):
+        run.board.finish(f"{plan_section(spec)}\n\nComment `{run.options.command} approve` to "
+                         "make this change.", completed=True)
+        return {"status": "planned", PLAN_POSTED: True, NEXT_STATE_KEY: "waiting_approval",
+                "status_comment_id": _comment_id(run.board)}
+    report, checkout, remote = _make_change(run, config, spec)
+    result = _publish(run, config, spec, report, checkout, remote)
+    return {"status": "succeeded", "status_comment_id": _comment_id(run.board), **result}
+
+
+def _repo_config(run: _Run) -> RepoConfig:
+    try:
+        return parse_repo_config(run.forge.get_default_branch_file(REPO_CONFIG_PATH))
+    except ConfigError as exc:
+        raise StopJobError("failed", failure_text(
+            attempted=f"read this repository's `{REPO_CONFIG_PATH}`", reason=exc.message,
+            hint=exc.hint, command=run.options.command), error=exc.message) from None
+
+
+def _check_text(run: _Run) -> None:
+    """Re-read the issue and its trusted comments; compare with the frozen hash."""
+    req, forge = run.job.request, run.forge
+    issue = forge.get_issue(run.number)
+    cache: dict[str, bool] = {}
+
+    def trusted(login: str) -> bool:
+        if login not in cache:
+            cache[login] = forge.get_permission(login).can_write
+        return cache[login]
+
+    comments = trusted_comments(forge.list_comments(run.number), is_trusted=trusted,
+                                bot_login=forge.bot_login, command=run.options.command)
+    if not still_matches(req, issue.title, issue.body, comments):
+        raise StopJobError("needs_input", changed_text_reply(run.options.command),
+                           reason="text_changed")
+    run.board.note("request", "text unchanged since it was triggered")
+
+
+def _spec(run: _Run) -> Spec:
+    req = run.job.request
+    text = req.instructions if run.job.command == JobCommand.REVISE else req.body
+    if not _YAML_FENCE.search(text.replace("\r\n", "\n")):
+        raise StopJobError("needs_input", spec_request_text(req.title, run.options.command),
+                   reason="no_spec")
+    try:
+        return load_spec_text(text, source=f"#{run.number}")
+    except SpecError as exc:
+        raise StopJobError("failed", failure_text(attempted="read the ```yaml spec in this issue",
+                                          reason=exc.message, hint=exc.hint,
+                                          command=run.options.command),
+                   error=exc.message) from None
+
+
+def _checkout_dir(settings: Settings, repo: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", repo.replace("/", "__"))
+    return settings.state_path() / "forges" / safe / "checkout"
+
+
+def _make_change(run: _Run, config: RepoConfig, spec: Spec) -> tuple[RunReport, Path, str]:
+    run.step("checkout")
+    pr = None
+    if run.job.command == JobCommand.REVISE and run.job.request.pr_number is not None:
+        pr = run.forge.get_pull_request(run.job.request.pr_number)
+    checkout = _checkout_dir(run.settings, run.forge.repo_full_name)
+    sha = run.forge.sync_checkout(checkout, pr.head_branch if pr else None)
+    run.board.note("checkout", f"`{sha[:12]}`")
+
+    report = run_spec(effective_settings(run.settings, config), spec, checkout,
+                      sandbox=run.sandbox, phase=run.step)
+    if report.status != "succeeded" or report.branch is None or report.commit is None:
+        raise StopJobError("failed", failure_text(
+            attempted="make the change and validate it", reason="validation found new "
+            "failures against the base commit:\n\n" + check_output(report.validation).summary,
+            hint="fix the spec or the code it targets", command=run.options.command),
+            error="validation_failed", report=report.model_dump(mode="json"))
+    blocked = path_violations(config, report.changed_files)
+    if blocked:
+        raise StopJobError("failed", failure_text(
+            attempted="make the change", reason="it touches paths this repository does not "
+            "allow: " + ", ".join(blocked), hint=f"adjust allowed_paths / blocked_paths in "
+            f"{REPO_CONFIG_PATH} or the spec", command=run.options.command), error="blocked_paths")
+    remote = pr.head_branch if pr else f"{run.settings.commit.branch_prefix}{run.key}"
+    return report, checkout, remote
+
+
+def _publish(run: _Run, config: RepoConfig, spec: Spec, report: RunReport, checkout: Path,
+             remote: str) -> dict[str, Any]:
+    assert report.branch is not None and report.commit is not None
+    run.step("push")
+    run.forge.push_branch(checkout, report.branch, remote)
+    run_git(["branch", "-D", report.branch], checkout, check=False)  # names stay stable next time
+    run.board.note("push", f"`{remote}` at `{report.commit[:12]}`")
+    run.step("pull request")
+    pr = _upsert_pr(run, config, spec, report, remote)
+    check_id = run.forge.upsert_check_run(
+        name=CHECK_NAME, head_sha=report.commit, conclusion="success",
+        output=check_output(report.validation), external_id=run.key)
+    run.board.note("pull request", f"#{pr.number}")
+    run.board.finish(f"✅ Done: {pr.html_url or f'#{pr.number}'} is ready for review.",
+                     completed=True)
+    return {"pr_number": pr.number, "pr_url": pr.html_url, "branch": remote,
+            "commit": report.commit, "check_run_id": check_id,
+            "report": report.model_dump(mode="json")}
+
+
+def _upsert_pr(run: _Run, config: RepoConfig, spec: Spec, report: RunReport,
+               remote: str) -> PullRequest:
+    req = run.job.request
+    if run.job.command == JobCommand.REVISE and req.pr_number is not None:
+        return run.forge.get_pull_request(req.pr_number)
+    summary = Path(report.summary_path).read_text(encoding="utf-8")
+    if report.branch:  # the summary names the worker's local branch; readers need the pushed one
+        summary = summary.replace(f"`{report.branch}`", f"`{remote}`")
+    body = pr_body(summary, spec, issue_number=req.issue_number, key=run.key)
+    title = req.title or spec.title
+    found = run.forge.find_pull_request(job_marker(run.key), head_branch=remote)
+    if found is not None and found.state == "open":
+        return run.forge.update_pull_request(found.number, title=title, body=body)
+    draft = config.draft if config.draft is not None else run.options.draft_prs
+    base = run.forge.repository().default_branch
+    return run.forge.create_pull_request(title=title, body=body, head=remote, base=base,
+                                         draft=draft)
+
+
+SECRET_ENV_NAMES = frozenset({
+    "PRIVATE_KEY", "PRIVATE_KEY_PATH", "WEBHOOK_SECRET", "APP_ID", TOKEN_ENV,
+    "DIFFUSELLM_WORKER_TOKEN", "GITHUB_TOKEN", "GH_TOKEN",
+})
+
+
+def sandbox_from_settings(settings: Settings, environ: Mapping[str, str]) -> BubblewrapSandbox:
+    """The configured bubblewrap sandbox; refuses to pass any secret variable into it."""
+    cfg = settings.sandbox
+    leaking = sorted(SECRET_ENV_NAMES.intersection(cfg.pass_env))
+    if leaking:
+        raise ConfigError(f"sandbox.pass_env names secrets: {', '.join(leaking)}",
+                          hint="checks run untrusted code; never pass credentials into them")
+    check_bubblewrap(cfg.bwrap)
+    limits = Limits(cpu_seconds=cfg.cpu_seconds, memory_mb=cfg.memory_mb,
+                    processes=cfg.processes, file_size_mb=cfg.file_size_mb,
+                    wall_seconds=cfg.wall_seconds)
+    passed = {name: environ[name] for name in cfg.pass_env if name in environ}
+    return BubblewrapSandbox(bwrap=cfg.bwrap, limits=limits, pass_env=passed)
+
+
+def build_executor() -> Execute:
+    """Zero-argument factory for `python -m diffusellm.worker.remote --execute
+    diffusellm.worker.execute:build_executor`: settings from the config file and environment,
+    App credentials from APP_ID / PRIVATE_KEY(_PATH) / GHE_HOST; without them only local jobs."""
+    environ = dict(os.environ)
+    settings = load_settings()
+    found: Any = getattr(settings, "github", None)
+    options = found if isinstance(found, GitHubSettings) else GitHubSettings()
+    secrets = secrets_from_env(environ)
+    forges: ForgeFactory = _no_github
+    if secrets.app_id:
+        forges = GitHubApp.from_secrets(options, secrets).forge
+    return make_executor(forges=forges, settings=settings,
+                         sandbox=sandbox_from_settings(settings, environ), options=options)
+
+
+def _no_github(repo: str, installation_id: int | None) -> Forge:
+    raise ConfigError(f"job for {repo} needs GitHub, but APP_ID is not set on this worker",
+                      hint="set APP_ID and PRIVATE_KEY or PRIVATE_KEY_PATH (docs/DEPLOY.md)")

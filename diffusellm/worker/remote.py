@@ -1,0 +1,209 @@
+"""The remote worker: pulls jobs from the app's worker API over HTTP(S); needs no inbound port."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from types import FrameType
+from typing import Any
+
+import httpx
+import structlog
+
+from diffusellm.errors import ConfigError, DiffuseLLMError
+from diffusellm.jobs.model import Job
+from diffusellm.jobs.wire import (
+    ClaimRequest,
+    ClaimResponse,
+    EventRequest,
+    FinishRequest,
+    Outcome,
+    WorkerRef,
+)
+from diffusellm.log import configure_logging
+from diffusellm.worker.loop import Execute, default_worker_id, run_worker
+
+log = structlog.get_logger(__name__)
+
+API = "/api/worker"
+_TOKEN_HINT = "set the worker's token variable to the same value as the app's worker token"
+
+
+class HttpSource:
+    """JobSource over the app's worker API; connection errors are retried with back-off."""
+
+    def __init__(self, server_url: str, token: str, *, poll_timeout_seconds: float = 25.0,
+                 retry_base_seconds: float = 1.0, retry_max_seconds: float = 30.0,
+                 finish_patience_seconds: float = 600.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        if not token:
+            raise ConfigError("the remote worker has no token", hint=_TOKEN_HINT)
+        self._poll = poll_timeout_seconds
+        self._retry_base, self._retry_max = retry_base_seconds, retry_max_seconds
+        self._finish_patience = finish_patience_seconds
+        self._heartbeat = 20.0
+        # The read timeout must outlast the server's long poll.
+        timeout = httpx.Timeout(30.0, read=poll_timeout_seconds + 30.0)
+        self._client = httpx.Client(
+            base_url=server_url.rstrip("/"), headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout, transport=transport,
+        )
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        """The interval the app asked for with the last claimed job."""
+        return self._heartbeat
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+    def claim(self, worker_id: str, stop: threading.Event) -> Job | None:
+        """Long-poll the app for a job; keeps retrying while the app cannot be reached."""
+        body = ClaimRequest(worker_id=worker_id, wait_seconds=self._poll).model_dump()
+        response = self._post(f"{API}/claim", body, patience=None, stop=stop)
+        if response is None or response.status_code == 204:
+            return None
+        _check(response, "claim")
+        claimed = ClaimResponse.model_validate_json(response.content)
+        self._heartbeat = claimed.heartbeat_seconds
+        return claimed.job
+
+    def heartbeat(self, job_id: str, worker_id: str) -> bool:
+        """Extend the lease; False on 409 (the job is no longer ours)."""
+        body = WorkerRef(worker_id=worker_id).model_dump()
+        path = f"{API}/jobs/{job_id}/heartbeat"
+        return self._lease_call(path, body, self._heartbeat, "heartbeat")
+
+    def add_event(self, job_id: str, worker_id: str, kind: str, message: str,
+                  data: Mapping[str, Any] | None) -> bool:
+        """Send one progress line; False on 409."""
+        body = EventRequest(worker_id=worker_id, kind=kind, message=message,
+                            data=dict(data or {})).model_dump(mode="json")
+        return self._lease_call(f"{API}/jobs/{job_id}/events", body, self._heartbeat, "event")
+
+    def finish(self, job_id: str, worker_id: str, outcome: Outcome) -> bool:
+        """Report the outcome, retrying for a long while: a finished job's result is precious."""
+        body = FinishRequest(worker_id=worker_id, outcome=outcome).model_dump(mode="json")
+        return self._lease_call(f"{API}/jobs/{job_id}/finish", body, self._finish_patience,
+                                "finish")
+
+    def _lease_call(self, path: str, body: dict[str, Any], patience: float, what: str) -> bool:
+        response = self._post(path, body, patience=patience, stop=None)
+        if response is None:
+            raise ConnectionError(f"{what}: the app at {self._client.base_url} did not answer")
+        if response.status_code == 409:
+            return False
+        _check(response, what)
+        return True
+
+    def _post(self, path: str, body: dict[str, Any], *, patience: float | None,
+              stop: threading.Event | None) -> httpx.Response | None:
+        """POST, retrying connection errors and 5xx; None when out of patience or stopped."""
+        give_up = None if patience is None else time.monotonic() + patience
+        delay = self._retry_base
+        while stop is None or not stop.is_set():
+            try:
+                response = self._client.post(path, json=body)
+                if response.status_code < 500:
+                    return response
+                problem = f"HTTP {response.status_code}: {_detail(response)}"
+            except httpx.TransportError as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            log.warning("worker API unreachable, retrying", path=path, error=problem, wait_s=delay)
+            if give_up is not None and time.monotonic() + delay > give_up:
+                return None
+            if stop is not None and stop.wait(delay):
+                return None
+            if stop is None:
+                time.sleep(delay)
+            delay = min(delay * 2, self._retry_max)
+        return None
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("detail", response.text))
+    except ValueError:
+        return response.text[:200]
+
+
+def _check(response: httpx.Response, what: str) -> None:
+    if response.status_code in (401, 403):
+        raise ConfigError(f"the app refused the worker's token ({what}): {_detail(response)}",
+                          hint=_TOKEN_HINT)
+    if response.status_code >= 400:
+        raise ConfigError(f"{what}: the app answered HTTP {response.status_code}: "
+                          f"{_detail(response)}",
+                          hint="check that --server points at the diffusellm app")
+
+
+def load_executor(spec: str) -> Execute:
+    """`package.module:factory` → factory(): the zero-argument factory builds the executor."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"--execute {spec!r} is not MODULE:FACTORY",
+                          hint="e.g. --execute diffusellm.worker.execute:build_executor")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"--execute {spec!r}: {exc}", hint="name an importable factory") from None
+    executor: Execute = factory()
+    return executor
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m diffusellm.worker.remote",
+                                     description="Pull jobs from a diffusellm app and run them.")
+    parser.add_argument("--server", required=True, help="the app's base URL")
+    parser.add_argument("--execute", required=True, help="MODULE:FACTORY building the executor")
+    parser.add_argument("--token-env", default="DIFFUSELLM_WORKER_TOKEN",
+                        help="environment variable holding the worker token")
+    parser.add_argument("--worker-id", default=None)
+    parser.add_argument("--poll-timeout", type=float, default=25.0)
+    parser.add_argument("--max-jobs", type=int, default=None)
+    parser.add_argument("--log-level", default="info",
+                        choices=["debug", "info", "warning", "error"])
+    return parser
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    """First SIGTERM/SIGINT: finish the current job, then exit. Second: exit now."""
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        log.info("stopping after the current job", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of a worker process; returns the exit code."""
+    args = _parser().parse_args(argv)
+    configure_logging(args.log_level)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    try:
+        source = HttpSource(args.server, os.environ.get(args.token_env, ""),
+                            poll_timeout_seconds=args.poll_timeout)
+        execute = load_executor(args.execute)
+        run_worker(source, execute, stop=stop, worker_id=args.worker_id or default_worker_id(),
+                   max_jobs=args.max_jobs)
+    except DiffuseLLMError as exc:
+        sys.stderr.write(f"diffusellm worker: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

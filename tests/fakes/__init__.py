@@ -1,0 +1,1 @@
+"""Test doubles named as fakes: a stateful GitHub double, signed webhook deliveries, a job store."""

@@ -1,0 +1,188 @@
+"""Remote workers over real HTTP: exactly-once execution, a SIGKILLed worker, tokens, lease holders."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from diffusellm.app.metrics import Metrics
+from diffusellm.app.server import create_app
+from diffusellm.app.settings import ServerSettings, StoreSettings
+from diffusellm.errors import ConfigError
+from diffusellm.jobs.model import JobState
+from diffusellm.jobs.store import SqlJobStore
+from diffusellm.jobs.wire import Outcome
+from diffusellm.worker.loop import run_worker
+from diffusellm.worker.remote import HttpSource, load_executor
+from tests.jobs.fakes import LOG_ENV, FakeExecutor
+from tests.jobs.support import AppServer, new_job, sqlite_store, stored, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "remote-worker-test-token"
+FAST = StoreSettings(lease_seconds=1.5, heartbeat_seconds=0.3, reap_interval_seconds=0.2,
+                     backoff_base_seconds=0)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqlJobStore:
+    return sqlite_store(tmp_path, backoff_base_seconds=0)
+
+
+@pytest.fixture
+def fake(tmp_path: Path) -> FakeExecutor:
+    return FakeExecutor(tmp_path / "executions.log")
+
+
+def _app_server(store: SqlJobStore) -> AppServer:
+    app = create_app(store=store, server=ServerSettings(in_process_worker=False),
+                     store_settings=FAST, environ={"DIFFUSELLM_WORKER_TOKEN": TOKEN},
+                     counters=Metrics())
+    return AppServer(app)
+
+
+@pytest.fixture
+def server(store: SqlJobStore) -> Iterator[AppServer]:
+    with _app_server(store) as running:
+        yield running
+
+
+def _source(url: str, token: str = TOKEN) -> HttpSource:
+    return HttpSource(url, token, poll_timeout_seconds=1, retry_base_seconds=0.05,
+                      retry_max_seconds=0.2)
+
+
+def _worker_process(url: str, worker_id: str, log: Path, *extra: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "DIFFUSELLM_WORKER_TOKEN": TOKEN, LOG_ENV: str(log),
+           "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "diffusellm.worker.remote", "--server", url,
+               "--execute", "tests.jobs.fakes:fake_executor_from_env", "--poll-timeout", "1",
+               "--worker-id", worker_id, "--log-level", "warning", *extra]
+    return subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+
+
+def test_each_job_runs_exactly_once(server: AppServer, store: SqlJobStore,
+                                    fake: FakeExecutor) -> None:
+    stop = threading.Event()
+    workers = [threading.Thread(target=run_worker, args=(_source(server.url), fake),
+                                kwargs={"stop": stop, "worker_id": f"w{i}"}) for i in range(2)]
+    for worker in workers:
+        worker.start()
+    jobs = [store.enqueue(new_job(f"k{i}", repo=f"o/r{i}"))[0] for i in range(6)]
+    try:
+        wait_until(lambda: all(stored(store, j.id).state is JobState.SUCCEEDED for j in jobs),
+                   what="the remote workers")
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(30)
+    assert [fake.starts(j.id) for j in jobs] == [1] * 6
+    for job in jobs:
+        done = stored(store, job.id)
+        assert done.attempts == 1 and done.result["title"] == "Add a flag"
+        assert "progress" in [e.kind for e in store.events(job.id)], "events travel over HTTP"
+
+
+def test_killed_worker_job_is_completed_once_by_another(server: AppServer, store: SqlJobStore,
+                                                        fake: FakeExecutor) -> None:
+    job, _ = store.enqueue(new_job("k", body="hang-first"))
+    doomed = _worker_process(server.url, "doomed", fake.log_path)
+    try:
+        wait_until(lambda: fake.starts(job.id) == 1, 60, "the first worker to start the job")
+        time.sleep(FAST.lease_seconds * 1.5)
+        held = stored(store, job.id)
+        assert held.state is JobState.RUNNING and held.worker_id == "doomed", (
+            "heartbeats from the worker process keep its lease")
+    finally:
+        os.kill(doomed.pid, signal.SIGKILL)
+        doomed.wait(30)
+    survivor = _worker_process(server.url, "survivor", fake.log_path, "--max-jobs", "1")
+    _, errors = survivor.communicate(timeout=120)
+    assert survivor.returncode == 0, errors
+    final = stored(store, job.id)
+    assert final.state is JobState.SUCCEEDED and final.worker_id == "survivor"
+    assert final.attempts == 2 and final.result["attempt"] == 2
+    assert (fake.starts(job.id), fake.dones(job.id)) == (2, 1)
+    assert "reaped" in [e.kind for e in store.events(job.id)]
+
+
+def test_sigterm_lets_the_current_job_finish(server: AppServer, store: SqlJobStore,
+                                            fake: FakeExecutor) -> None:
+    job, _ = store.enqueue(new_job("k", body="sleep 2"))
+    worker = _worker_process(server.url, "w", fake.log_path)
+    wait_until(lambda: fake.starts(job.id) == 1, 60, "the worker to start the job")
+    worker.send_signal(signal.SIGTERM)
+    _, errors = worker.communicate(timeout=60)
+    assert worker.returncode == 0, errors
+    assert stored(store, job.id).state is JobState.SUCCEEDED and fake.dones(job.id) == 1
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer not-the-token"}])
+def test_missing_or_wrong_token_is_401(server: AppServer, headers: dict[str, str]) -> None:
+    response = httpx.post(f"{server.url}/api/worker/claim", json={"worker_id": "w"},
+                          headers=headers)
+    assert response.status_code == 401
+
+
+def test_worker_with_a_wrong_token_stops_with_a_hint(server: AppServer, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="refused the worker's token") as caught:
+        _source(server.url, token="not-the-token").claim("w", threading.Event())
+    assert "token" in caught.value.hint
+    env = {**os.environ, "DIFFUSELLM_WORKER_TOKEN": "not-the-token", "PYTHONPATH": str(ROOT),
+           LOG_ENV: str(tmp_path / "never.log")}
+    done = subprocess.run(
+        [sys.executable, "-m", "diffusellm.worker.remote", "--server", server.url,
+         "--execute", "tests.jobs.fakes:fake_executor_from_env"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2 and "refused the worker's token" in done.stderr
+
+
+def test_only_the_lease_holder_may_report(server: AppServer, store: SqlJobStore) -> None:
+    store.enqueue(new_job("k"))
+    holder, intruder = _source(server.url), _source(server.url)
+    job = holder.claim("holder", threading.Event())
+    assert job is not None and holder.heartbeat_seconds == FAST.heartbeat_seconds
+    done = Outcome(state="succeeded", result={"by": "intruder"})
+    assert not intruder.finish(job.id, "intruder", done)
+    assert not intruder.heartbeat(job.id, "intruder")
+    raw = httpx.post(f"{server.url}/api/worker/jobs/{job.id}/finish",
+                     json={"worker_id": "intruder", "outcome": done.model_dump()},
+                     headers={"Authorization": f"Bearer {TOKEN}"})
+    assert raw.status_code == 409
+    assert holder.heartbeat(job.id, "holder")
+    assert holder.finish(job.id, "holder", Outcome(state="succeeded", result={"by": "holder"}))
+    assert stored(store, job.id).result == {"by": "holder"}
+
+
+def test_worker_started_before_the_app_waits_for_it(store: SqlJobStore,
+                                                    fake: FakeExecutor) -> None:
+    job, _ = store.enqueue(new_job("k"))
+    server = _app_server(store)  # the port is reserved but nothing answers yet
+    stop = threading.Event()
+    worker = threading.Thread(target=run_worker, args=(_source(server.url), fake),
+                              kwargs={"stop": stop, "max_jobs": 1})
+    worker.start()
+    time.sleep(0.5)
+    assert fake.starts(job.id) == 0
+    with server:
+        worker.join(60)
+    stop.set()
+    assert not worker.is_alive()
+    assert stored(store, job.id).state is JobState.SUCCEEDED
+
+
+def test_executor_specs_are_checked() -> None:
+    with pytest.raises(ConfigError, match="MODULE:FACTORY"):
+        load_executor("no_colon_here")
+    with pytest.raises(ConfigError, match="no_such_module"):
+        load_executor("no_such_module:factory")
+    with pytest.raises(ConfigError, match="nothing_here"):
+        load_executor("tests.jobs.fakes:nothing_here")
