@@ -204,6 +204,61 @@ def demo(
     raise typer.Exit(0 if result["validation"]["passed"] else 1)
 
 
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to bind (default: server.host, localhost)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default: server.port, 5001)")] = None,
+    config: ConfigOpt = None, overrides: SetOpt = None,
+) -> None:
+    """Run the GitHub App: webhooks, worker API, health and metrics, with an in-process worker by default."""
+    from diffusellm.app.main import build_app
+    from diffusellm.app.server import serve as run_server
+
+    def work() -> None:
+        extra = [*(overrides or []), *([f"server.host={host}"] if host else []),
+                 *([f"server.port={port}"] if port is not None else [])]
+        settings = _settings(config, extra)
+        run_server(build_app(settings), settings.server)
+
+    _guard(False, work)
+
+
+@app.command()
+def worker(
+    server: Annotated[str, typer.Option("--server", help="the app's base URL, e.g. https://bot.example.com")],
+    max_jobs: Annotated[int | None, typer.Option(help="exit after this many jobs")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run a GPU worker that pulls jobs from the app over HTTP(S); it needs no inbound port."""
+    import os
+
+    from diffusellm.worker.remote import main as remote_main
+
+    if config is not None:
+        os.environ["DIFFUSELLM_CONFIG"] = str(config.resolve())
+    argv = ["--server", server, "--execute", "diffusellm.worker.execute:build_executor"]
+    raise typer.Exit(remote_main([*argv, *(["--max-jobs", str(max_jobs)] if max_jobs else [])]))
+
+
+@app.command()
+def locate(
+    text_file: Annotated[Path, typer.Option("--text-file", help="issue text (Markdown or plain)")],
+    repo: Annotated[Path, typer.Option("--repo", "-r", help="repository")] = Path("."),
+    top: Annotated[int, typer.Option(help="how many files and functions")] = 10,
+    include_tests: Annotated[bool, typer.Option("--include-tests", help="rank test files too")] = False,
+    json_out: JsonOpt = False, config: ConfigOpt = None, overrides: SetOpt = None,
+) -> None:
+    """Rank the files and functions an issue is about (BM25 + embeddings + call graph)."""
+    from diffusellm.cli_report import print_locate, run_locate
+
+    result = _guard(json_out, lambda: run_locate(_settings(config, overrides), _repo_dir(repo), text_file,
+                                                 top, include_tests))
+    if json_out:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        print_locate(Console(highlight=False), result)
+
+
 def validation_table(checks: list[dict[str, Any]]) -> Table:
     """The validation table shown after a run."""
     table = Table(title="validation (only new failures count)")

@@ -129,6 +129,29 @@ def print_graph_query(console: Console, data: dict[str, Any]) -> None:
         console.print(f"    {name}")
 
 
+def run_locate(settings: Settings, repo: Path, text_file: Path, top: int, include_tests: bool) -> dict[str, Any]:
+    """Digest (incrementally), index and rank files and functions for an issue text."""
+    from diffusellm.repo.digest import digest_repository
+    from diffusellm.repo.locate import locate_command
+
+    if top < 1:
+        raise InputError(f"--top must be at least 1, got {top}")
+    state = repo_state(settings.state_path(), repo).ensure()
+    digest_repository(repo, state.graph_db)
+    return locate_command(repo, text_file, top, include_tests, settings.state_path())
+
+
+def print_locate(console: Console, data: dict[str, Any]) -> None:
+    """Readable ranking of files and functions."""
+    console.print("[bold]files[/]", markup=True)
+    for item in data["files"]:
+        reasons = ", ".join(item["reasons"])
+        console.print(f"  {item['score']:.3f}  {escape(item['path'])}  [dim]{escape(reasons)}[/]", markup=True)
+    console.print("[bold]functions[/]", markup=True)
+    for item in data["functions"]:
+        console.print(f"  {item['score']:.3f}  {escape(item['qualname'])}  {item['path']}:{item['start_line']}")
+
+
 def run_job(
     settings: Settings, spec_path: Path, repo: Path, base: str | None, phase: Callable[[str], None]
 ) -> dict[str, Any]:

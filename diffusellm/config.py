@@ -9,6 +9,9 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from diffusellm.app.github_settings import GitHubSettings
+from diffusellm.app.settings import ServerSettings, StoreSettings, WorkerSettings
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -75,6 +78,10 @@ class Settings(BaseSettings):
     sandbox: BubblewrapSettings = BubblewrapSettings()
     validation: ValidationConfig = ValidationConfig()
     commit: CommitConfig = CommitConfig()
+    github: GitHubSettings = Field(default_factory=GitHubSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,56 @@
+"""Wiring of `diffusellm serve`: the job store, webhook route, triage, executor and app from one `Settings`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from fastapi import FastAPI
+
+from diffusellm.app.github_settings import GitHubSecrets, secrets_from_env
+from diffusellm.app.inbox import SpoolInbox
+from diffusellm.app.router import EventRouter
+from diffusellm.app.server import create_app
+from diffusellm.app.triage import TriageContext, register
+from diffusellm.app.webhooks import recover, webhook_router
+from diffusellm.config import Settings
+from diffusellm.errors import ConfigError
+from diffusellm.forge.base import Forge
+from diffusellm.forge.github import GitHubApp
+from diffusellm.forge.github_auth import TRIAGE_PERMISSIONS
+from diffusellm.jobs.store import SqlJobStore
+from diffusellm.worker.execute import ForgeFactory, make_executor, sandbox_from_settings
+
+
+def _forges(settings: Settings, secrets: GitHubSecrets, *, triage: bool) -> ForgeFactory:
+    if not secrets.app_id:
+        return _no_app
+    if triage:
+        return GitHubApp.from_secrets(settings.github, secrets, permissions=TRIAGE_PERMISSIONS).forge
+    return GitHubApp.from_secrets(settings.github, secrets).forge
+
+
+def _no_app(repo: str, installation_id: int | None) -> Forge:
+    raise ConfigError(f"an event for {repo} needs the GitHub App, but APP_ID is not set",
+                      hint="set APP_ID and PRIVATE_KEY or PRIVATE_KEY_PATH (docs/DEPLOY.md)")
+
+
+def build_app(settings: Settings, environ: Mapping[str, str] | None = None) -> FastAPI:
+    """The whole app: worker API, webhooks (when WEBHOOK_SECRET is set), health, metrics, embedded worker."""
+    env = dict(os.environ if environ is None else environ)
+    secrets = secrets_from_env(env)
+    store = SqlJobStore(settings.store.url, backoff_base_seconds=settings.store.backoff_base_seconds)
+    inbox = SpoolInbox(settings.state_path() / "inbox")
+    events = register(EventRouter(), TriageContext(store=store, settings=settings.github,
+                                                   forges=_forges(settings, secrets, triage=True)))
+    execute = None
+    if settings.server.in_process_worker:
+        execute = make_executor(forges=_forges(settings, secrets, triage=False), settings=settings,
+                                sandbox=sandbox_from_settings(settings, env), options=settings.github)
+
+    def replay_inbox() -> None:
+        recover(store, events, inbox)
+
+    router = webhook_router(store=store, secret=secrets.webhook_secret, events=events, inbox=inbox)
+    return create_app(store=store, server=settings.server, store_settings=settings.store, routers=[router],
+                      execute=execute, on_startup=[replay_inbox], on_shutdown=[store.close], environ=env)
