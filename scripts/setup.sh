@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 VENV="${VENV:-.venv}"
 STATE=".state"
-SYSTEM_PACKAGES=(git bubblewrap)
+# git and bubblewrap run the pipeline; postgresql serves the job store's tests on PostgreSQL;
+# chromium drives the admin page's browser tests.
+SYSTEM_PACKAGES=(git bubblewrap postgresql chromium)
 mkdir -p "$STATE"
 
 missing=()
@@ -33,9 +35,15 @@ stamp="$STATE/setup.$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-
 if [[ ! -x "$VENV/bin/python" || ! -e "$stamp" ]]; then
   echo "setup: creating $VENV and installing diffusellm with its test dependencies"
   [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
-  "$VENV/bin/python" -m pip install -q -e ".[dev]" 2>&1 | grep -v "is ignored" || true
-  "$VENV/bin/python" -c "import diffusellm, libcst, tree_sitter_python, jedi, pyright" || {
+  pipq() { "$VENV/bin/python" -m pip install -q "$@" 2>&1 | grep -v "is ignored" || true; }
+  pipq --upgrade pip
+  # torch first and pinned: this version is a CPU build on local disk; anything unpinned pulls CUDA.
+  pipq torch==2.13.0
+  pipq -e ".[dev,ml,postgres]"
+  # xgrammar's own requirements pull ~1 GB of triton that CPU decoding does not use.
+  pipq --no-deps xgrammar==0.2.8
+  pipq apache-tvm-ffi
+  "$VENV/bin/python" -c "import diffusellm, libcst, tree_sitter_python, jedi, pyright, torch, xgrammar" || {
     echo "setup: the install did not complete; see the pip output above" >&2; exit 2; }
   rm -f "$STATE"/setup.*
   touch "$stamp"
