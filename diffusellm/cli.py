@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from diffusellm.config import Settings, load_settings
-from diffusellm.errors import EXIT_BAD_INPUT, DiffuseLLMError, RepositoryError
+from diffusellm.errors import EXIT_BAD_INPUT, DiffuseLLMError, InputError, RepositoryError
 from diffusellm.log import configure_logging
 
 T = TypeVar("T")
@@ -63,9 +63,7 @@ def _guard(as_json: bool, work: Callable[[], T]) -> T:
 
 def _repo_dir(path: Path) -> Path:
     if not path.exists():
-        raise RepositoryError(
-            f"path does not exist: {path}", hint="pass the folder of a git repository"
-        )
+        raise RepositoryError(f"path does not exist: {path}", hint="pass the folder of a git repository")
     if not path.is_dir():
         raise RepositoryError(f"not a folder: {path}", hint="pass the folder of a git repository")
     return path.resolve()
@@ -114,9 +112,7 @@ def digest(
     """Parse every Python file into the knowledge graph (incremental by git blob id)."""
     from diffusellm.cli_report import print_digest, run_digest
 
-    result = _guard(
-        json_out, lambda: run_digest(_settings(config, overrides), _repo_dir(path), not json_out)
-    )
+    result = _guard(json_out, lambda: run_digest(_settings(config, overrides), _repo_dir(path), not json_out))
     if json_out:
         typer.echo(json.dumps(result, indent=2))
     else:
@@ -125,12 +121,8 @@ def digest(
 
 @app.command("query-graph")
 def query_graph(
-    symbol: Annotated[
-        str, typer.Argument(help="qualified or bare name, e.g. pkg.mod.func or func")
-    ],
-    repo: Annotated[
-        Path, typer.Option("--repo", "-r", help="repository (digested first if needed)")
-    ] = Path("."),
+    symbol: Annotated[str, typer.Argument(help="qualified or bare name, e.g. pkg.mod.func or func")],
+    repo: Annotated[Path, typer.Option("--repo", "-r", help="repository (digested first if needed)")] = Path("."),
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
     overrides: SetOpt = None,
@@ -138,9 +130,7 @@ def query_graph(
     """Definitions, callers and callees of a symbol from the knowledge graph."""
     from diffusellm.cli_report import print_graph_query, run_graph_query
 
-    result = _guard(
-        json_out, lambda: run_graph_query(_settings(config, overrides), _repo_dir(repo), symbol)
-    )
+    result = _guard(json_out, lambda: run_graph_query(_settings(config, overrides), _repo_dir(repo), symbol))
     if json_out:
         typer.echo(json.dumps(result, indent=2))
     else:
@@ -149,13 +139,9 @@ def query_graph(
 
 @app.command()
 def run(
-    spec_path: Annotated[
-        Path, typer.Argument(metavar="SPEC", help="YAML spec, or Markdown with a ```yaml block")
-    ],
+    spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="YAML spec, or Markdown with a ```yaml block")],
     repo: Annotated[Path, typer.Option("--repo", "-r", help="local git repository")] = Path("."),
-    base: Annotated[
-        str | None, typer.Option(help="commit, branch or tag to start from (default HEAD)")
-    ] = None,
+    base: Annotated[str | None, typer.Option(help="commit, branch or tag to start from (default HEAD)")] = None,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
     overrides: SetOpt = None,
@@ -181,9 +167,7 @@ def demo(
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
     overrides: SetOpt = None,
-    keep: Annotated[
-        bool, typer.Option(help="keep the demo repository and print where it is")
-    ] = True,
+    keep: Annotated[bool, typer.Option(help="keep the demo repository and print where it is")] = True,
 ) -> None:
     """Run the shipped example spec end to end on the shipped example project (no network, no GPU)."""
     from diffusellm.cli_report import print_run
@@ -208,15 +192,19 @@ def demo(
 def serve(
     host: Annotated[str | None, typer.Option(help="address to bind (default: server.host, localhost)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default: server.port, 5001)")] = None,
-    config: ConfigOpt = None, overrides: SetOpt = None,
+    config: ConfigOpt = None,
+    overrides: SetOpt = None,
 ) -> None:
     """Run the GitHub App: webhooks, worker API, health and metrics, with an in-process worker by default."""
     from diffusellm.app.main import build_app
     from diffusellm.app.server import serve as run_server
 
     def work() -> None:
-        extra = [*(overrides or []), *([f"server.host={host}"] if host else []),
-                 *([f"server.port={port}"] if port is not None else [])]
+        extra = [
+            *(overrides or []),
+            *([f"server.host={host}"] if host else []),
+            *([f"server.port={port}"] if port is not None else []),
+        ]
         settings = _settings(config, extra)
         run_server(build_app(settings), settings.server)
 
@@ -225,7 +213,9 @@ def serve(
 
 @app.command()
 def worker(
-    server: Annotated[str, typer.Option("--server", help="the app's base URL, e.g. https://bot.example.com")],
+    server: Annotated[
+        str | None, typer.Option("--server", help="the app's base URL (default: worker.server_url)")
+    ] = None,
     max_jobs: Annotated[int | None, typer.Option(help="exit after this many jobs")] = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -236,7 +226,12 @@ def worker(
 
     if config is not None:
         os.environ["DIFFUSELLM_CONFIG"] = str(config.resolve())
-    argv = ["--server", server, "--execute", "diffusellm.worker.execute:build_executor"]
+    url = server or _guard(False, lambda: _settings(config, [])).worker.server_url
+    if not url:
+        _emit_error(InputError("no server to pull jobs from"), False)
+        _console().print("hint: pass --server URL or set worker.server_url", soft_wrap=True)
+        raise typer.Exit(2)
+    argv = ["--server", url, "--execute", "diffusellm.worker.execute:build_executor"]
     raise typer.Exit(remote_main([*argv, *(["--max-jobs", str(max_jobs)] if max_jobs else [])]))
 
 
@@ -246,13 +241,16 @@ def locate(
     repo: Annotated[Path, typer.Option("--repo", "-r", help="repository")] = Path("."),
     top: Annotated[int, typer.Option(help="how many files and functions")] = 10,
     include_tests: Annotated[bool, typer.Option("--include-tests", help="rank test files too")] = False,
-    json_out: JsonOpt = False, config: ConfigOpt = None, overrides: SetOpt = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+    overrides: SetOpt = None,
 ) -> None:
     """Rank the files and functions an issue is about (BM25 + embeddings + call graph)."""
     from diffusellm.cli_report import print_locate, run_locate
 
-    result = _guard(json_out, lambda: run_locate(_settings(config, overrides), _repo_dir(repo), text_file,
-                                                 top, include_tests))
+    result = _guard(
+        json_out, lambda: run_locate(_settings(config, overrides), _repo_dir(repo), text_file, top, include_tests)
+    )
     if json_out:
         typer.echo(json.dumps(result, indent=2))
     else:
@@ -265,14 +263,8 @@ def validation_table(checks: list[dict[str, Any]]) -> Table:
     for column in ("check", "result", "new failures", "scope"):
         table.add_column(column)
     for check in checks:
-        result = (
-            "skipped"
-            if check.get("skipped_reason")
-            else ("passed" if check["passed"] else "FAILED")
-        )
-        table.add_row(
-            check["name"], result, str(len(check["new_failures"])), check.get("scope", "")
-        )
+        result = "skipped" if check.get("skipped_reason") else ("passed" if check["passed"] else "FAILED")
+        table.add_row(check["name"], result, str(len(check["new_failures"])), check.get("scope", ""))
     return table
 
 

@@ -9,12 +9,11 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from diffusellm.app.github_settings import GitHubSettings
-from diffusellm.app.settings import ServerSettings, StoreSettings, WorkerSettings
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from diffusellm.app.github_settings import GitHubSettings
+from diffusellm.app.settings import ServerSettings, StoreSettings, WorkerSettings
 from diffusellm.errors import ConfigError
 
 ENV_PREFIX = "DIFFUSELLM_"

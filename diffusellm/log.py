@@ -18,7 +18,11 @@ _LEVELS = {
 def configure_logging(level: str, *, json: bool = False) -> None:
     """Send structured logs at `level` and above to stderr, as JSON or readable key=value lines."""
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer()
+        if json
+        # Plain tracebacks: the rich default prints every frame's locals, which is slow under load
+        # and can put payloads and secrets into the logs.
+        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
     )
     structlog.configure(
         processors=[

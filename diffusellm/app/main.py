@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from fastapi import FastAPI
 
+from diffusellm.app.admin import admin_router
 from diffusellm.app.github_settings import GitHubSecrets, secrets_from_env
 from diffusellm.app.inbox import SpoolInbox
 from diffusellm.app.router import EventRouter
@@ -31,26 +33,54 @@ def _forges(settings: Settings, secrets: GitHubSecrets, *, triage: bool) -> Forg
 
 
 def _no_app(repo: str, installation_id: int | None) -> Forge:
-    raise ConfigError(f"an event for {repo} needs the GitHub App, but APP_ID is not set",
-                      hint="set APP_ID and PRIVATE_KEY or PRIVATE_KEY_PATH (docs/DEPLOY.md)")
+    raise ConfigError(
+        f"an event for {repo} needs the GitHub App, but APP_ID is not set",
+        hint="set APP_ID and PRIVATE_KEY or PRIVATE_KEY_PATH (docs/DEPLOY.md)",
+    )
 
 
-def build_app(settings: Settings, environ: Mapping[str, str] | None = None) -> FastAPI:
-    """The whole app: worker API, webhooks (when WEBHOOK_SECRET is set), health, metrics, embedded worker."""
+def build_app(
+    settings: Settings, environ: Mapping[str, str] | None = None, *, local_repos: Sequence[Path] | None = None
+) -> FastAPI:
+    """The whole app: worker API, webhooks (when WEBHOOK_SECRET is set), admin pages (when the
+    admin token is set), health, metrics, embedded worker.
+
+    `local_repos` are the local repositories the admin pages may submit issues against.
+    """
     env = dict(os.environ if environ is None else environ)
     secrets = secrets_from_env(env)
     store = SqlJobStore(settings.store.url, backoff_base_seconds=settings.store.backoff_base_seconds)
     inbox = SpoolInbox(settings.state_path() / "inbox")
-    events = register(EventRouter(), TriageContext(store=store, settings=settings.github,
-                                                   forges=_forges(settings, secrets, triage=True)))
+    events = register(
+        EventRouter(),
+        TriageContext(store=store, settings=settings.github, forges=_forges(settings, secrets, triage=True)),
+    )
     execute = None
     if settings.server.in_process_worker:
-        execute = make_executor(forges=_forges(settings, secrets, triage=False), settings=settings,
-                                sandbox=sandbox_from_settings(settings, env), options=settings.github)
+        execute = make_executor(
+            forges=_forges(settings, secrets, triage=False),
+            settings=settings,
+            sandbox=sandbox_from_settings(settings, env),
+            options=settings.github,
+        )
 
     def replay_inbox() -> None:
         recover(store, events, inbox)
 
     router = webhook_router(store=store, secret=secrets.webhook_secret, events=events, inbox=inbox)
-    return create_app(store=store, server=settings.server, store_settings=settings.store, routers=[router],
-                      execute=execute, on_startup=[replay_inbox], on_shutdown=[store.close], environ=env)
+    admin = admin_router(
+        store=store,
+        settings=settings,
+        environ=env,
+        local_repos=settings.server.local_repos if local_repos is None else local_repos,
+    )
+    return create_app(
+        store=store,
+        server=settings.server,
+        store_settings=settings.store,
+        routers=[router, admin],
+        execute=execute,
+        on_startup=[replay_inbox],
+        on_shutdown=[store.close],
+        environ=env,
+    )

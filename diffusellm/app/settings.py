@@ -22,6 +22,8 @@ class ServerSettings(_Section):
     worker_token_env: str = "DIFFUSELLM_WORKER_TOKEN"
     """Name of the environment variable holding the token workers send as a Bearer token."""
     in_process_worker: bool = True
+    local_repos: list[Path] = []
+    """Local git repositories the admin page may submit issues against (local mode)."""
     """Run one worker thread inside the app against the store (a single-box install)."""
 
     def worker_token(self, environ: dict[str, str] | None = None) -> str | None:

@@ -204,6 +204,22 @@ class SqlJobStore:
         return self._transition(job_id, (JobState.WAITING_APPROVAL.value,), JobState.QUEUED,
                                 "approved", {"attempts": 0, "not_before": None, "worker_id": None})
 
+    def amend_waiting(self, job_id: str, changes: Mapping[str, Any], message: str) -> bool:
+        """Merge `changes` into the result of a job waiting for approval (an edited spec, say)
+        and note `message` in its timeline; False unless the job is waiting for approval."""
+        now = self._clock()
+        waiting = (jobs.c.id == job_id, jobs.c.state == JobState.WAITING_APPROVAL.value)
+        with self._engine.begin() as conn:
+            row = conn.execute(sa.select(jobs.c.result).where(*waiting).with_for_update()).first()
+            if row is None:
+                return False
+            merged: dict[str, Any] = {**(row[0] or {}), **changes}
+            done = conn.execute(sa.update(jobs).where(*waiting).values(result=merged, updated_at=now))
+            if done.rowcount != 1:
+                return False
+            lease.note(conn, job_id, now, "amended", message, {"keys": sorted(changes)})
+        return True
+
     def _transition(self, job_id: str, sources: tuple[str, ...], target: JobState, kind: str,
                     extra: dict[str, Any]) -> bool:
         now = self._clock()

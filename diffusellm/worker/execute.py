@@ -86,14 +86,22 @@ class _Run:
     def step(self, name: str) -> None:
         """Start a step: stop if the job is no longer ours, else report and tick the checklist."""
         if self.progress.lease_lost:
-            raise JobFailedError("the job was cancelled or taken over by another worker",
-                                 result={"status": "cancelled"})
+            raise JobFailedError(
+                "the job was cancelled or taken over by another worker", result={"status": "cancelled"}
+            )
         self.progress.event("phase", name)
         self.board.step(name)
 
 
-def execute_job(job: Job, progress: ProgressSink, *, forge: Forge, settings: Settings,
-                sandbox: Sandbox, options: GitHubSettings | None = None) -> dict[str, Any]:
+def execute_job(
+    job: Job,
+    progress: ProgressSink,
+    *,
+    forge: Forge,
+    settings: Settings,
+    sandbox: Sandbox,
+    options: GitHubSettings | None = None,
+) -> dict[str, Any]:
     """Run one claimed job end to end; the result for the store, with `status` succeeded or
     planned (then also `next_state: waiting_approval`).
 
@@ -115,8 +123,9 @@ def execute_job(job: Job, progress: ProgressSink, *, forge: Forge, settings: Set
     except StopJobError as stop:
         board.finish(stop.outcome, completed=False)
         result = {"status": stop.status, "status_comment_id": _comment_id(board), **stop.data}
-        raise JobFailedError(f"{stop.status}: {stop.data.get('reason') or stop.data.get('error')}",
-                             result=result) from None
+        raise JobFailedError(
+            f"{stop.status}: {stop.data.get('reason') or stop.data.get('error')}", result=result
+        ) from None
     except ForgeError as exc:
         if exc.retryable:
             _quietly(board, f"⏸️ Interrupted ({exc.message}); the job will be retried.")
@@ -128,8 +137,9 @@ def execute_job(job: Job, progress: ProgressSink, *, forge: Forge, settings: Set
         raise _failed(run, exc) from None
 
 
-def make_executor(*, forges: ForgeFactory, settings: Settings, sandbox: Sandbox,
-                  options: GitHubSettings | None = None) -> Execute:
+def make_executor(
+    *, forges: ForgeFactory, settings: Settings, sandbox: Sandbox, options: GitHubSettings | None = None
+) -> Execute:
     """The job loop's `Execute`: a forge per job, GitHub's for `owner/name` (through `forges`),
     LocalForge for `local:/path` (whose comments and PR are recorded under `result["local"]`)."""
 
@@ -137,11 +147,9 @@ def make_executor(*, forges: ForgeFactory, settings: Settings, sandbox: Sandbox,
         name = job.request.repo_full_name
         if not name.startswith("local:"):
             forge = forges(name, job.request.installation_id)
-            return execute_job(job, progress, forge=forge, settings=settings, sandbox=sandbox,
-                               options=options)
+            return execute_job(job, progress, forge=forge, settings=settings, sandbox=sandbox, options=options)
         local = LocalForge(Path(name.removeprefix("local:")), request=job.request)
-        result = execute_job(job, progress, forge=local, settings=settings, sandbox=sandbox,
-                             options=options)
+        result = execute_job(job, progress, forge=local, settings=settings, sandbox=sandbox, options=options)
         return {**result, "local": local.result()}
 
     return execute
@@ -160,15 +168,25 @@ def _comment_id(board: StatusBoard) -> int | None:
 
 
 def _failed(run: _Run, exc: DiffuseLLMError) -> JobFailedError:
-    attempted = {JobCommand.RUN: "make the change this issue asks for",
-                 JobCommand.PLAN: "plan the change this issue asks for",
-                 JobCommand.REVISE: "revise this pull request"}[run.job.command]
-    run.board.finish(failure_text(attempted=attempted, reason=exc.message, hint=exc.hint,
-                                  command=run.options.command), completed=False)
+    attempted = {
+        JobCommand.RUN: "make the change this issue asks for",
+        JobCommand.PLAN: "plan the change this issue asks for",
+        JobCommand.REVISE: "revise this pull request",
+    }[run.job.command]
+    run.board.finish(
+        failure_text(attempted=attempted, reason=exc.message, hint=exc.hint, command=run.options.command),
+        completed=False,
+    )
     log.info("execute.failed", job=run.job.id, error=exc.message)
-    return JobFailedError(exc.message, result={
-        "status": "failed", "error": exc.message, "hint": exc.hint,
-        "status_comment_id": _comment_id(run.board)})
+    return JobFailedError(
+        exc.message,
+        result={
+            "status": "failed",
+            "error": exc.message,
+            "hint": exc.hint,
+            "status_comment_id": _comment_id(run.board),
+        },
+    )
 
 
 def _execute(run: _Run) -> dict[str, Any]:
@@ -180,10 +198,15 @@ def _execute(run: _Run) -> dict[str, Any]:
     spec = _spec(run)
     run.board.note("spec", f"{len(spec.operations)} operation(s)")
     if run.job.command == JobCommand.PLAN and not run.job.result.get(PLAN_POSTED):
-        run.board.finish(f"{plan_section(spec)}\n\nComment `{run.options.command} approve` to "
-                         "make this change.", completed=True)
-        return {"status": "planned", PLAN_POSTED: True, NEXT_STATE_KEY: "waiting_approval",
-                "status_comment_id": _comment_id(run.board)}
+        run.board.finish(
+            f"{plan_section(spec)}\n\nComment `{run.options.command} approve` to make this change.", completed=True
+        )
+        return {
+            "status": "planned",
+            PLAN_POSTED: True,
+            NEXT_STATE_KEY: "waiting_approval",
+            "status_comment_id": _comment_id(run.board),
+        }
     report, checkout, remote = _make_change(run, config, spec)
     result = _publish(run, config, spec, report, checkout, remote)
     return {"status": "succeeded", "status_comment_id": _comment_id(run.board), **result}
@@ -193,9 +216,16 @@ def _repo_config(run: _Run) -> RepoConfig:
     try:
         return parse_repo_config(run.forge.get_default_branch_file(REPO_CONFIG_PATH))
     except ConfigError as exc:
-        raise StopJobError("failed", failure_text(
-            attempted=f"read this repository's `{REPO_CONFIG_PATH}`", reason=exc.message,
-            hint=exc.hint, command=run.options.command), error=exc.message) from None
+        raise StopJobError(
+            "failed",
+            failure_text(
+                attempted=f"read this repository's `{REPO_CONFIG_PATH}`",
+                reason=exc.message,
+                hint=exc.hint,
+                command=run.options.command,
+            ),
+            error=exc.message,
+        ) from None
 
 
 def _check_text(run: _Run) -> None:
@@ -209,27 +239,36 @@ def _check_text(run: _Run) -> None:
             cache[login] = forge.get_permission(login).can_write
         return cache[login]
 
-    comments = trusted_comments(forge.list_comments(run.number), is_trusted=trusted,
-                                bot_login=forge.bot_login, command=run.options.command)
+    comments = trusted_comments(
+        forge.list_comments(run.number), is_trusted=trusted, bot_login=forge.bot_login, command=run.options.command
+    )
     if not still_matches(req, issue.title, issue.body, comments):
-        raise StopJobError("needs_input", changed_text_reply(run.options.command),
-                           reason="text_changed")
+        raise StopJobError("needs_input", changed_text_reply(run.options.command), reason="text_changed")
     run.board.note("request", "text unchanged since it was triggered")
 
 
 def _spec(run: _Run) -> Spec:
     req = run.job.request
     text = req.instructions if run.job.command == JobCommand.REVISE else req.body
+    edited = run.job.result.get("edited_spec")
+    source = f"#{run.number}"
+    if isinstance(edited, str) and edited.strip():  # approved after an edit on the admin page
+        text, source = f"```yaml\n{edited}\n```", "the spec edited on the admin page"
     if not _YAML_FENCE.search(text.replace("\r\n", "\n")):
-        raise StopJobError("needs_input", spec_request_text(req.title, run.options.command),
-                   reason="no_spec")
+        raise StopJobError("needs_input", spec_request_text(req.title, run.options.command), reason="no_spec")
     try:
-        return load_spec_text(text, source=f"#{run.number}")
+        return load_spec_text(text, source=source)
     except SpecError as exc:
-        raise StopJobError("failed", failure_text(attempted="read the ```yaml spec in this issue",
-                                          reason=exc.message, hint=exc.hint,
-                                          command=run.options.command),
-                   error=exc.message) from None
+        raise StopJobError(
+            "failed",
+            failure_text(
+                attempted="read the ```yaml spec in this issue",
+                reason=exc.message,
+                hint=exc.hint,
+                command=run.options.command,
+            ),
+            error=exc.message,
+        ) from None
 
 
 def _checkout_dir(settings: Settings, repo: str) -> Path:
@@ -246,26 +285,39 @@ def _make_change(run: _Run, config: RepoConfig, spec: Spec) -> tuple[RunReport, 
     sha = run.forge.sync_checkout(checkout, pr.head_branch if pr else None)
     run.board.note("checkout", f"`{sha[:12]}`")
 
-    report = run_spec(effective_settings(run.settings, config), spec, checkout,
-                      sandbox=run.sandbox, phase=run.step)
+    report = run_spec(effective_settings(run.settings, config), spec, checkout, sandbox=run.sandbox, phase=run.step)
     if report.status != "succeeded" or report.branch is None or report.commit is None:
-        raise StopJobError("failed", failure_text(
-            attempted="make the change and validate it", reason="validation found new "
-            "failures against the base commit:\n\n" + check_output(report.validation).summary,
-            hint="fix the spec or the code it targets", command=run.options.command),
-            error="validation_failed", report=report.model_dump(mode="json"))
+        raise StopJobError(
+            "failed",
+            failure_text(
+                attempted="make the change and validate it",
+                reason="validation found new "
+                "failures against the base commit:\n\n" + check_output(report.validation).summary,
+                hint="fix the spec or the code it targets",
+                command=run.options.command,
+            ),
+            error="validation_failed",
+            report=report.model_dump(mode="json"),
+        )
     blocked = path_violations(config, report.changed_files)
     if blocked:
-        raise StopJobError("failed", failure_text(
-            attempted="make the change", reason="it touches paths this repository does not "
-            "allow: " + ", ".join(blocked), hint=f"adjust allowed_paths / blocked_paths in "
-            f"{REPO_CONFIG_PATH} or the spec", command=run.options.command), error="blocked_paths")
+        raise StopJobError(
+            "failed",
+            failure_text(
+                attempted="make the change",
+                reason="it touches paths this repository does not allow: " + ", ".join(blocked),
+                hint=f"adjust allowed_paths / blocked_paths in {REPO_CONFIG_PATH} or the spec",
+                command=run.options.command,
+            ),
+            error="blocked_paths",
+        )
     remote = pr.head_branch if pr else f"{run.settings.commit.branch_prefix}{run.key}"
     return report, checkout, remote
 
 
-def _publish(run: _Run, config: RepoConfig, spec: Spec, report: RunReport, checkout: Path,
-             remote: str) -> dict[str, Any]:
+def _publish(
+    run: _Run, config: RepoConfig, spec: Spec, report: RunReport, checkout: Path, remote: str
+) -> dict[str, Any]:
     assert report.branch is not None and report.commit is not None
     run.step("push")
     run.forge.push_branch(checkout, report.branch, remote)
@@ -274,18 +326,25 @@ def _publish(run: _Run, config: RepoConfig, spec: Spec, report: RunReport, check
     run.step("pull request")
     pr = _upsert_pr(run, config, spec, report, remote)
     check_id = run.forge.upsert_check_run(
-        name=CHECK_NAME, head_sha=report.commit, conclusion="success",
-        output=check_output(report.validation), external_id=run.key)
+        name=CHECK_NAME,
+        head_sha=report.commit,
+        conclusion="success",
+        output=check_output(report.validation),
+        external_id=run.key,
+    )
     run.board.note("pull request", f"#{pr.number}")
-    run.board.finish(f"✅ Done: {pr.html_url or f'#{pr.number}'} is ready for review.",
-                     completed=True)
-    return {"pr_number": pr.number, "pr_url": pr.html_url, "branch": remote,
-            "commit": report.commit, "check_run_id": check_id,
-            "report": report.model_dump(mode="json")}
+    run.board.finish(f"✅ Done: {pr.html_url or f'#{pr.number}'} is ready for review.", completed=True)
+    return {
+        "pr_number": pr.number,
+        "pr_url": pr.html_url,
+        "branch": remote,
+        "commit": report.commit,
+        "check_run_id": check_id,
+        "report": report.model_dump(mode="json"),
+    }
 
 
-def _upsert_pr(run: _Run, config: RepoConfig, spec: Spec, report: RunReport,
-               remote: str) -> PullRequest:
+def _upsert_pr(run: _Run, config: RepoConfig, spec: Spec, report: RunReport, remote: str) -> PullRequest:
     req = run.job.request
     if run.job.command == JobCommand.REVISE and req.pr_number is not None:
         return run.forge.get_pull_request(req.pr_number)
@@ -299,14 +358,21 @@ def _upsert_pr(run: _Run, config: RepoConfig, spec: Spec, report: RunReport,
         return run.forge.update_pull_request(found.number, title=title, body=body)
     draft = config.draft if config.draft is not None else run.options.draft_prs
     base = run.forge.repository().default_branch
-    return run.forge.create_pull_request(title=title, body=body, head=remote, base=base,
-                                         draft=draft)
+    return run.forge.create_pull_request(title=title, body=body, head=remote, base=base, draft=draft)
 
 
-SECRET_ENV_NAMES = frozenset({
-    "PRIVATE_KEY", "PRIVATE_KEY_PATH", "WEBHOOK_SECRET", "APP_ID", TOKEN_ENV,
-    "DIFFUSELLM_WORKER_TOKEN", "GITHUB_TOKEN", "GH_TOKEN",
-})
+SECRET_ENV_NAMES = frozenset(
+    {
+        "PRIVATE_KEY",
+        "PRIVATE_KEY_PATH",
+        "WEBHOOK_SECRET",
+        "APP_ID",
+        TOKEN_ENV,
+        "DIFFUSELLM_WORKER_TOKEN",
+        "GITHUB_TOKEN",
+        "GH_TOKEN",
+    }
+)
 
 
 def sandbox_from_settings(settings: Settings, environ: Mapping[str, str]) -> BubblewrapSandbox:
@@ -314,12 +380,18 @@ def sandbox_from_settings(settings: Settings, environ: Mapping[str, str]) -> Bub
     cfg = settings.sandbox
     leaking = sorted(SECRET_ENV_NAMES.intersection(cfg.pass_env))
     if leaking:
-        raise ConfigError(f"sandbox.pass_env names secrets: {', '.join(leaking)}",
-                          hint="checks run untrusted code; never pass credentials into them")
+        raise ConfigError(
+            f"sandbox.pass_env names secrets: {', '.join(leaking)}",
+            hint="checks run untrusted code; never pass credentials into them",
+        )
     check_bubblewrap(cfg.bwrap)
-    limits = Limits(cpu_seconds=cfg.cpu_seconds, memory_mb=cfg.memory_mb,
-                    processes=cfg.processes, file_size_mb=cfg.file_size_mb,
-                    wall_seconds=cfg.wall_seconds)
+    limits = Limits(
+        cpu_seconds=cfg.cpu_seconds,
+        memory_mb=cfg.memory_mb,
+        processes=cfg.processes,
+        file_size_mb=cfg.file_size_mb,
+        wall_seconds=cfg.wall_seconds,
+    )
     passed = {name: environ[name] for name in cfg.pass_env if name in environ}
     return BubblewrapSandbox(bwrap=cfg.bwrap, limits=limits, pass_env=passed)
 
@@ -336,10 +408,13 @@ def build_executor() -> Execute:
     forges: ForgeFactory = _no_github
     if secrets.app_id:
         forges = GitHubApp.from_secrets(options, secrets).forge
-    return make_executor(forges=forges, settings=settings,
-                         sandbox=sandbox_from_settings(settings, environ), options=options)
+    return make_executor(
+        forges=forges, settings=settings, sandbox=sandbox_from_settings(settings, environ), options=options
+    )
 
 
 def _no_github(repo: str, installation_id: int | None) -> Forge:
-    raise ConfigError(f"job for {repo} needs GitHub, but APP_ID is not set on this worker",
-                      hint="set APP_ID and PRIVATE_KEY or PRIVATE_KEY_PATH (docs/DEPLOY.md)")
+    raise ConfigError(
+        f"job for {repo} needs GitHub, but APP_ID is not set on this worker",
+        hint="set APP_ID and PRIVATE_KEY or PRIVATE_KEY_PATH (docs/DEPLOY.md)",
+    )
