@@ -257,6 +257,43 @@ def locate(
         print_locate(Console(highlight=False), result)
 
 
+models_app = typer.Typer(help="Load, check and serve the configured models.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("check")
+def models_check(json_out: JsonOpt = False, config: ConfigOpt = None, overrides: SetOpt = None) -> None:
+    """Load each configured model and print what it is, where it runs and its speed."""
+    from diffusellm.models.check import check_models
+
+    def work() -> list[dict[str, Any]]:
+        settings = _settings(config, overrides)
+        models = {"llm": settings.llm, **({"scorer": settings.scorer} if settings.scorer else {})}
+        return check_models(models, settings.state_path())
+
+    rows = _guard(json_out, work)
+    if json_out:
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        table = Table(title="models")
+        for column in ("role", "model", "backend", "device", "dtype", "load s", "tokens/s", "error"):
+            table.add_column(column)
+        for row in rows:
+            cells = [row.get(k) for k in ("role", "name", "backend", "device", "dtype", "load_s", "tokens_per_s")]
+            table.add_row(*[f"{c:.2f}" if isinstance(c, float) else str(c or "") for c in cells],
+                          str(row.get("error") or ""))
+        Console(highlight=False).print(table)
+    raise typer.Exit(1 if any(row.get("error") for row in rows) else 0)
+
+
+@models_app.command("serve", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def models_serve(ctx: typer.Context) -> None:
+    """Serve a transformers model over an OpenAI-compatible API (see --help of the server for flags)."""
+    from diffusellm.models.serve import main as serve_main
+
+    raise typer.Exit(serve_main(list(ctx.args)))
+
+
 def validation_table(checks: list[dict[str, Any]]) -> Table:
     """The validation table shown after a run."""
     table = Table(title="validation (only new failures count)")

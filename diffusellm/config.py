@@ -14,6 +14,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from diffusellm.app.github_settings import GitHubSettings
 from diffusellm.app.settings import ServerSettings, StoreSettings, WorkerSettings
+from diffusellm.models.diffusion import DiffusionSettings
+from diffusellm.models.settings import LLMSettings, TransformersLLM
 from diffusellm.errors import ConfigError
 
 ENV_PREFIX = "DIFFUSELLM_"
@@ -81,6 +83,10 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    llm: LLMSettings = Field(default_factory=TransformersLLM)
+    scorer: LLMSettings | None = None
+    """The model that ranks plan candidates; null means the `llm` model."""
+    diffusion: DiffusionSettings = Field(default_factory=DiffusionSettings)
 
     @classmethod
     def settings_customise_sources(

