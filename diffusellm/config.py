@@ -14,9 +14,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from diffusellm.app.github_settings import GitHubSettings
 from diffusellm.app.settings import ServerSettings, StoreSettings, WorkerSettings
+from diffusellm.errors import ConfigError
 from diffusellm.models.diffusion import DiffusionSettings
 from diffusellm.models.settings import LLMSettings, TransformersLLM
-from diffusellm.errors import ConfigError
 
 ENV_PREFIX = "DIFFUSELLM_"
 _FILE_DATA: ContextVar[dict[str, Any] | None] = ContextVar("diffusellm_config_file", default=None)
