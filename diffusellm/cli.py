@@ -159,7 +159,7 @@ def run(
         typer.echo(json.dumps(result, indent=2))
     else:
         print_run(Console(highlight=False), result)
-    raise typer.Exit(0 if result["validation"]["passed"] else 1)
+    raise typer.Exit(_run_exit_code(result))
 
 
 @app.command()
@@ -185,7 +185,7 @@ def demo(
         console = Console(highlight=False)
         console.print(f"demo repository: [bold]{result['repo']}[/]", markup=True)
         print_run(console, result)
-    raise typer.Exit(0 if result["validation"]["passed"] else 1)
+    raise typer.Exit(_run_exit_code(result))
 
 
 @app.command()
@@ -280,8 +280,9 @@ def models_check(json_out: JsonOpt = False, config: ConfigOpt = None, overrides:
             table.add_column(column)
         for row in rows:
             cells = [row.get(k) for k in ("role", "name", "backend", "device", "dtype", "load_s", "tokens_per_s")]
-            table.add_row(*[f"{c:.2f}" if isinstance(c, float) else str(c or "") for c in cells],
-                          str(row.get("error") or ""))
+            table.add_row(
+                *[f"{c:.2f}" if isinstance(c, float) else str(c or "") for c in cells], str(row.get("error") or "")
+            )
         Console(highlight=False).print(table)
     raise typer.Exit(1 if any(row.get("error") for row in rows) else 0)
 
@@ -292,6 +293,14 @@ def models_serve(ctx: typer.Context) -> None:
     from diffusellm.models.serve import main as serve_main
 
     raise typer.Exit(serve_main(list(ctx.args)))
+
+
+def _run_exit_code(result: dict[str, Any]) -> int:
+    """0 only when the change succeeded; 2 when the bot needs input; 1 for every other stop."""
+    status = result.get("status")
+    if status == "succeeded":
+        return 0
+    return 2 if status == "needs_clarification" else 1
 
 
 def validation_table(checks: list[dict[str, Any]]) -> Table:

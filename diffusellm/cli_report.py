@@ -20,9 +20,7 @@ def run_profile(settings: Settings, path: Path) -> dict[str, Any]:
     from diffusellm.repo.style import profile_style, write_style_artifacts
 
     if not any(path.rglob("*.py")):
-        raise RepositoryError(
-            f"{path} contains no Python files", hint="pass a Python project's folder"
-        )
+        raise RepositoryError(f"{path} contains no Python files", hint="pass a Python project's folder")
     state = repo_state(settings.state_path(), path).ensure()
     profile = profile_style(path)
     artifacts = write_style_artifacts(profile, path, state.style_dir)
@@ -81,9 +79,7 @@ def print_digest(console: Console, data: dict[str, Any]) -> None:
     console.print(f"  {data['symbols']} symbols, {data['imports']} imports, {data['calls']} calls")
     skipped = data["skipped_binary"] + data["skipped_non_utf8"]
     if skipped:
-        console.print(
-            f"  skipped {data['skipped_binary']} binary and {data['skipped_non_utf8']} non-UTF-8 files"
-        )
+        console.print(f"  skipped {data['skipped_binary']} binary and {data['skipped_non_utf8']} non-UTF-8 files")
     for problem in data["parse_errors"]:
         console.print(
             f"  [yellow]could not parse[/] {escape(problem['path'])}: {escape(problem['message'])}",
@@ -156,11 +152,11 @@ def run_job(
     settings: Settings, spec_path: Path, repo: Path, base: str | None, phase: Callable[[str], None]
 ) -> dict[str, Any]:
     """Read the spec, run the pipeline in the sandbox, return the report as JSON data."""
-    from diffusellm.worker.runner import run_spec
+    from diffusellm.worker.normalise import read_issue_file
+    from diffusellm.worker.runner import run_issue
     from diffusellm.worker.sandbox import BubblewrapSandbox, Limits, check_bubblewrap
-    from diffusellm.worker.spec import load_spec_file
 
-    spec = load_spec_file(spec_path)
+    text = read_issue_file(spec_path)
     cfg = settings.sandbox
     check_bubblewrap(cfg.bwrap)
     sandbox = BubblewrapSandbox(
@@ -174,10 +170,33 @@ def run_job(
         ),
         pass_env=_passed_env(cfg.pass_env),
     )
-    report = run_spec(settings, spec, repo, sandbox=sandbox, base=base, phase=phase)
+    report = run_issue(
+        settings,
+        text,
+        repo,
+        sandbox=sandbox,
+        base=base,
+        phase=phase,
+        models=_lazy_models(settings),
+        source=str(spec_path),
+    )
     data = report.model_dump(mode="json")
     data["validation"]["passed"] = report.validation.passed
     return data
+
+
+def _lazy_models(settings: Settings) -> Any:
+    """The configured models, each loaded only if the run turns out to need it."""
+    from diffusellm.models.diffusion import load_denoiser
+    from diffusellm.models.lazy import LazyTextGenerator
+    from diffusellm.models.llm import load_llm
+    from diffusellm.worker.runner import Models
+
+    state = settings.state_path()
+    llm = LazyTextGenerator(lambda: load_llm(settings.llm, state))
+    scorer_settings = settings.scorer
+    scorer = LazyTextGenerator(lambda: load_llm(scorer_settings, state)) if scorer_settings else None
+    return Models(llm=llm, scorer=scorer, denoiser=load_denoiser(settings.diffusion), generation=settings.generation)
 
 
 def _passed_env(names: list[str]) -> dict[str, str]:
@@ -193,11 +212,10 @@ def print_run(console: Console, data: dict[str, Any]) -> None:
     for warning in data.get("warnings", []):
         console.print(f"[yellow]warning:[/] {escape(warning)}", markup=True)
     if data["branch"]:
-        console.print(
-            f"[bold green]branch[/] {data['branch']} at {data['commit'][:12]}", markup=True
-        )
+        console.print(f"[bold green]branch[/] {data['branch']} at {data['commit'][:12]}", markup=True)
     else:
-        console.print("[bold red]no branch created[/]: validation found new failures", markup=True)
+        why = data.get("question") or data.get("stopped_because") or "validation found new failures"
+        console.print(f"[bold red]no branch created[/] ({data.get('status')}): {escape(str(why))}", markup=True)
     console.print(f"changed files ({len(data['changed_files'])}):")
     for path in data["changed_files"]:
         console.print(f"  {path}")

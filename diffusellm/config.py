@@ -17,6 +17,7 @@ from diffusellm.app.settings import ServerSettings, StoreSettings, WorkerSetting
 from diffusellm.errors import ConfigError
 from diffusellm.models.diffusion import DiffusionSettings
 from diffusellm.models.settings import LLMSettings, TransformersLLM
+from diffusellm.worker.plan_settings import GenerationSettings
 
 ENV_PREFIX = "DIFFUSELLM_"
 _FILE_DATA: ContextVar[dict[str, Any] | None] = ContextVar("diffusellm_config_file", default=None)
@@ -87,6 +88,7 @@ class Settings(BaseSettings):
     scorer: LLMSettings | None = None
     """The model that ranks plan candidates; null means the `llm` model."""
     diffusion: DiffusionSettings = Field(default_factory=DiffusionSettings)
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -128,9 +130,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(
-            f"config file not found: {path}", hint="pass an existing --config file"
-        ) from None
+        raise ConfigError(f"config file not found: {path}", hint="pass an existing --config file") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if data is None:

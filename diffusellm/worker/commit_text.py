@@ -6,7 +6,17 @@ import re
 from collections.abc import Sequence
 
 from diffusellm.repo.profile import CommitConvention
-from diffusellm.worker.spec import AddParameter, MoveSymbol, RemoveParameter, RenameSymbol, Spec
+from diffusellm.worker.spec import (
+    AddFunction,
+    AddParameter,
+    AddTest,
+    EditFunction,
+    MoveSymbol,
+    Operation,
+    RemoveParameter,
+    RenameSymbol,
+    Spec,
+)
 
 SUBJECT_MAX = 72
 TRAILER = "Generated-by: diffusellm"
@@ -19,6 +29,9 @@ _OP_TYPE = {
     "move_symbol": "refactor",
     "add_parameter": "refactor",
     "remove_parameter": "refactor",
+    "edit_function": "fix",
+    "add_function": "feat",
+    "add_test": "test",
 }
 _CONVENTIONAL = re.compile(r"^(?P<type>[a-z]+)(?:\((?P<scope>[^)]+)\))?!?: \S")
 _BRACKETED = re.compile(r"^\[(?P<scope>[^\]]+)\]\s*\S")
@@ -36,7 +49,7 @@ _VERBS = frozenset({
     "rework", "simplify", "split", "support", "tidy", "update", "upgrade", "use",
 })
 
-Op = RenameSymbol | AddParameter | RemoveParameter | MoveSymbol
+Op = Operation
 
 
 def code_span(text: str) -> str:
@@ -61,6 +74,12 @@ def describe_operation(op: Op) -> str:
             return f"Remove parameter {code_span(op.name)} from {target}"
         case MoveSymbol():
             return f"Move {target} to module {code_span(op.to_module)}"
+        case EditFunction():
+            return f"Rewrite {target}"
+        case AddFunction():
+            return f"Add function {target}"
+        case AddTest():
+            return f"Add a test for {target} in {code_span(op.path)}"
 
 
 def _base_verb(word: str) -> str | None:

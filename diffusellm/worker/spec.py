@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import keyword
 import re
+import textwrap
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from diffusellm.errors import SpecError
 
@@ -77,10 +79,125 @@ class MoveSymbol(_Op):
     to_module: Annotated[str, Field(pattern=_DOTTED, max_length=300)]
 
 
+_CODE_MAX = 20_000
+_TEST_PATH = r"^([A-Za-z0-9_.-]+/)*(test_[A-Za-z0-9_]+|[A-Za-z0-9_]+_test)\.py$"
+Code = Annotated[str | None, Field(max_length=_CODE_MAX)]
+Instruction = Annotated[str | None, Field(max_length=2000)]
+
+
+def _one_function(source: str, what: str) -> ast.FunctionDef | ast.AsyncFunctionDef:
+    """The single function definition `source` holds, after any leading imports."""
+    try:
+        tree = ast.parse(textwrap.dedent(source))
+    except SyntaxError as exc:
+        raise ValueError(f"{what} is not valid Python: line {exc.lineno}: {exc.msg}") from None
+    funcs = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    others = [n for n in tree.body if not isinstance(n, ast.Import | ast.ImportFrom)]
+    if len(funcs) != 1 or len(others) != 1:
+        raise ValueError(f"{what} must hold exactly one function definition (imports may precede it)")
+    return funcs[0]
+
+
+def _check_body(body: str) -> None:
+    indented = textwrap.indent(textwrap.dedent(body), "    ")
+    try:
+        ast.parse(f"def _f():\n{indented}\n")
+    except SyntaxError as exc:
+        raise ValueError(f"body is not valid Python: line {exc.lineno}: {exc.msg}") from None
+
+
+class _Generative(_Op):
+    """An operation whose code is given (`source`) or written by the model from `instruction`."""
+
+    source: Code = None
+    """The full new definition (`def ...`), for a generative operation whose code is known."""
+    instruction: Instruction = None
+    """What the code should do, in words, when the model is to write it."""
+
+    @property
+    def needs_code(self) -> bool:
+        """True when the code is still to be generated."""
+        return self.source is None
+
+
+class EditFunction(_Generative):
+    """Replace a function or method's whole definition (or only its body) with new code."""
+
+    op: Literal["edit_function"]
+    body: Code = None
+    """The new body only; the signature and decorators stay."""
+    signature_may_change: bool = False
+
+    @property
+    def needs_code(self) -> bool:
+        """True when neither a new definition nor a new body is given."""
+        return self.source is None and self.body is None
+
+    @model_validator(mode="after")
+    def _code_or_instruction(self) -> EditFunction:
+        if self.source is not None and self.body is not None:
+            raise ValueError("give either source (the whole definition) or body, not both")
+        if self.needs_code and not self.instruction:
+            raise ValueError("give source, body or an instruction for the model")
+        if self.source is not None:
+            func = _one_function(self.source, "source")
+            if func.name != self.target.rsplit(".", 1)[-1]:
+                raise ValueError(f"source defines {func.name!r}, not the target's name")
+        if self.body is not None:
+            _check_body(self.body)
+        return self
+
+
+class AddFunction(_Generative):
+    """Add a new function (target: its qualified name) to an existing module or class."""
+
+    op: Literal["add_function"]
+    allow_similar: bool = False
+    """Add it even when a function with the same signature and name already exists."""
+
+    @model_validator(mode="after")
+    def _code_or_instruction(self) -> AddFunction:
+        if self.source is None and not self.instruction:
+            raise ValueError("give source or an instruction for the model")
+        if self.source is not None:
+            func = _one_function(self.source, "source")
+            if func.name != self.target.rsplit(".", 1)[-1]:
+                raise ValueError(f"source defines {func.name!r}, not the target's name")
+        return self
+
+
+class AddTest(_Generative):
+    """Add a test function for `target` to a test file (created when missing)."""
+
+    op: Literal["add_test"]
+    path: Annotated[str, Field(pattern=_TEST_PATH, max_length=300)]
+
+    @model_validator(mode="after")
+    def _code_or_instruction(self) -> AddTest:
+        if self.source is None and not self.instruction:
+            raise ValueError("give source or an instruction for the model")
+        if ".." in self.path.split("/"):
+            raise ValueError("path must stay inside the repository")
+        if self.source is not None and not _one_function(self.source, "source").name.startswith("test"):
+            raise ValueError("a test function's name must start with test")
+        return self
+
+
+GenerativeOperation = EditFunction | AddFunction | AddTest
 Operation = Annotated[
-    RenameSymbol | AddParameter | RemoveParameter | MoveSymbol, Field(discriminator="op")
+    RenameSymbol | AddParameter | RemoveParameter | MoveSymbol | EditFunction | AddFunction | AddTest,
+    Field(discriminator="op"),
 ]
-OPERATION_KINDS = ("rename_symbol", "add_parameter", "remove_parameter", "move_symbol")
+OPERATION_KINDS = (
+    "rename_symbol",
+    "add_parameter",
+    "remove_parameter",
+    "move_symbol",
+    "edit_function",
+    "add_function",
+    "add_test",
+)
+GENERATIVE_KINDS = ("edit_function", "add_function", "add_test")
 
 
 class Acceptance(BaseModel):
@@ -100,6 +217,11 @@ class Spec(BaseModel):
     description: Annotated[str, Field(max_length=20_000)] = ""
     operations: Annotated[list[Operation], Field(min_length=1, max_length=50)]
     acceptance: Acceptance = Acceptance()
+
+    @property
+    def needs_model(self) -> bool:
+        """True when some operation's code is still to be written by a language model."""
+        return any(isinstance(op, GenerativeOperation) and op.needs_code for op in self.operations)
 
 
 def _op_name_at(data: Any, index: int) -> str:

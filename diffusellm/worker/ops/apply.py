@@ -4,40 +4,59 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from diffusellm.errors import OperationError
 from diffusellm.worker.ops.base import Project
 from diffusellm.worker.spec import (
+    AddFunction,
     AddParameter,
+    AddTest,
+    EditFunction,
     MoveSymbol,
     Operation,
     RemoveParameter,
     RenameSymbol,
 )
 
+if TYPE_CHECKING:
+    from diffusellm.worker.ops.generative import GenerativeContext
 
-def _handlers() -> dict[type[Any], Callable[[Project, Any], None]]:
+
+def _handlers(context: GenerativeContext | None) -> dict[type[Any], Callable[[Project, Any], None]]:
     # Imported here so that loading the spec contract does not load LibCST codemods and jedi.
+    from diffusellm.worker.ops.generative import (
+        GenerativeContext,
+        apply_add_function,
+        apply_add_test,
+        apply_edit_function,
+    )
     from diffusellm.worker.ops.move import apply_move
     from diffusellm.worker.ops.params import apply_add_parameter, apply_remove_parameter
     from diffusellm.worker.ops.rename import apply_rename
 
+    ctx = context if context is not None else GenerativeContext()
     return {
         RenameSymbol: apply_rename,
         AddParameter: apply_add_parameter,
         RemoveParameter: apply_remove_parameter,
         MoveSymbol: apply_move,
+        EditFunction: apply_edit_function,
+        AddFunction: lambda project, op: apply_add_function(project, op, ctx),
+        AddTest: apply_add_test,
     }
 
 
-def apply_operations(root: Path, operations: Sequence[Operation]) -> dict[str, str | None]:
+def apply_operations(
+    root: Path, operations: Sequence[Operation], *, context: GenerativeContext | None = None
+) -> dict[str, str | None]:
     """Run every operation on a virtual view of `root`; return path → new text, or raise and change nothing.
 
     Operations see the edits of the ones before them. Nothing is written to disk here.
+    `context` gives generative operations the signature trie and collects their warnings.
     """
     project = Project.load(root)
-    handlers = _handlers()
+    handlers = _handlers(context)
     for index, op in enumerate(operations):
         try:
             handlers[type(op)](project, op)

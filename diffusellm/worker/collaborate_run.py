@@ -1,0 +1,89 @@
+"""Phases 3–5 for the runner: localise an issue, normalise it, plan it; the settings of generation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from diffusellm.errors import DiffuseLLMError
+from diffusellm.models.base import TextGenerator
+from diffusellm.repo.graph import KnowledgeGraph
+from diffusellm.repo.profile import StyleProfile
+from diffusellm.worker.normalise import NeedsClarification, normalise_issue
+from diffusellm.worker.plan import Plan, plan_change, plan_from_spec
+from diffusellm.worker.plan_context import Localised, localise_by_overlap, localise_from_locate
+from diffusellm.worker.plan_settings import GenerationSettings
+from diffusellm.worker.spec import Spec
+
+log = structlog.get_logger(__name__)
+Localiser = Callable[[Path, Path, str, int], Localised]
+"""(work copy, knowledge graph, issue text, token budget) → the localised candidates."""
+
+
+@dataclass
+class Planned:
+    """Phases 3–4 for one job: the spec worked from, plans best first, or a question."""
+
+    loc: Localised
+    spec: Spec | None = None
+    plans: list[Plan] = field(default_factory=lambda: [])
+    question: NeedsClarification | None = None
+    notes: list[str] = field(default_factory=lambda: [])
+
+
+def locate_localiser(index_dir: Path, model_dir: Path) -> Localiser:
+    """Localisation with `diffusellm.repo.locate`, falling back to identifier overlap when the
+    embedding model or index cannot be used."""
+
+    def localise(root: Path, graph_db: Path, text: str, budget: int) -> Localised:
+        try:
+            from diffusellm.repo.locate import locate
+
+            result = locate(root, text, top=50, index_dir=index_dir, model_dir=model_dir, graph_db=graph_db)
+        except (DiffuseLLMError, OSError, ImportError, RuntimeError) as exc:
+            log.warning("localise.fallback", reason=str(exc))
+            return localise_by_overlap(root, graph_db, text, budget_tokens=budget)
+        return localise_from_locate(root, graph_db, text, result, budget_tokens=budget)
+
+    return localise
+
+
+def overlap_localiser(root: Path, graph_db: Path, text: str, budget: int) -> Localised:
+    """Localisation by identifier overlap with the knowledge graph alone."""
+    return localise_by_overlap(root, graph_db, text, budget_tokens=budget)
+
+
+def plan_issue(
+    text: str,
+    *,
+    root: Path,
+    graph_db: Path,
+    llm: TextGenerator,
+    scorer: TextGenerator | None,
+    profile: StyleProfile,
+    settings: GenerationSettings,
+    localiser: Localiser,
+    source: str = "issue",
+) -> Planned:
+    """Localise, normalise (or take the YAML spec), then plan: the ranked plans or a question."""
+    loc = localiser(root, graph_db, text, settings.context_tokens)
+    result = normalise_issue(
+        text, llm=llm, loc=loc, profile=profile, source=source, min_confidence=settings.min_confidence
+    )
+    if isinstance(result, NeedsClarification):
+        return Planned(loc=loc, question=result)
+    with KnowledgeGraph(graph_db) as graph:
+        plans, dropped = plan_change(
+            result, llm=llm, scorer=scorer or llm, graph=graph, loc=loc, profile=profile, options=settings.plan
+        )
+    return Planned(loc=loc, spec=result, plans=plans, notes=dropped)
+
+
+def plan_written_spec(spec: Spec, *, root: Path, graph_db: Path, settings: GenerationSettings) -> Planned:
+    """A YAML spec whose generative operations lack code: its one plan, with nearby source."""
+    text = "\n".join([spec.title, spec.description, *(op.target for op in spec.operations)])
+    loc = overlap_localiser(root, graph_db, text, settings.context_tokens)
+    return Planned(loc=loc, spec=spec, plans=[plan_from_spec(spec)])
