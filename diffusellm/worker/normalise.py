@@ -19,6 +19,7 @@ import yaml
 from diffusellm.errors import SpecError
 from diffusellm.models.base import ModelError, TextGenerator
 from diffusellm.repo.profile import StyleProfile
+from diffusellm.worker.normalise_rules import rule_spec
 from diffusellm.worker.plan_context import Localised
 from diffusellm.worker.plan_draft import (
     DraftSpec,
@@ -101,6 +102,9 @@ def normalise_issue(
     spec = spec_from_text(text, source=source)
     if spec is not None:
         return spec
+    ruled = rule_spec(text, loc, _title(text, "Change requested in an issue"))
+    if ruled is not None:  # a plainly stated refactor whose names all resolve: no model needed
+        return ruled
     model = draft_spec_model(loc, profile)
     messages = normalise_messages(text, loc, profile)
     try:
