@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -53,6 +52,7 @@ from diffusellm.worker.workspace import (
     open_repository,
     remove_worktree,
     resolve_base,
+    run_git,
 )
 
 Phase = Callable[[str], None]
@@ -130,14 +130,9 @@ def _job_id(key: str) -> str:
 
 
 def _dirty_paths(repo: Path) -> set[str]:
-    out = subprocess.run(
-        ["git", "-c", "core.quotepath=off", "status", "--porcelain", "-z", "--untracked-files=all"],
-        cwd=repo,
-        capture_output=True,
-        check=True,
-        timeout=60,
-    ).stdout.decode("utf-8", "surrogateescape")
-    return {entry[3:] for entry in out.split("\0") if len(entry) > 3}
+    # Through run_git: its GIT_OPTIONAL_LOCKS=0 keeps `git status` from rewriting the user's index.
+    out = run_git(["-c", "core.quotepath=off", "status", "--porcelain", "-z", "--untracked-files=all"], repo)
+    return {entry[3:] for entry in out.stdout.decode("utf-8", "surrogateescape").split("\0") if len(entry) > 3}
 
 
 def refuse_if_in_the_way(info: RepoInfo, touched: list[str]) -> list[str]:
@@ -391,14 +386,8 @@ def _renames(spec: Spec) -> dict[str, str]:
 
 
 def _save_patch(wt: Worktree, job_dir: Path) -> Path:
-    subprocess.run(["git", "add", "-A"], cwd=wt.path, check=True, capture_output=True, timeout=120)
-    diff = subprocess.run(
-        ["git", "diff", "--cached", "--binary", wt.base_commit],
-        cwd=wt.path,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    ).stdout
+    run_git(["add", "-A"], wt.path)
+    diff = run_git(["diff", "--cached", "--binary", wt.base_commit], wt.path).stdout
     path = job_dir / "change.patch"
     path.write_bytes(diff)
     return path
