@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -154,22 +155,10 @@ def run_job(
     """Read the spec, run the pipeline in the sandbox, return the report as JSON data."""
     from diffusellm.worker.normalise import read_issue_file
     from diffusellm.worker.runner import run_issue
-    from diffusellm.worker.sandbox import BubblewrapSandbox, Limits, check_bubblewrap
+    from diffusellm.worker.sandbox_setup import sandbox_from_settings
 
     text = read_issue_file(spec_path)
-    cfg = settings.sandbox
-    check_bubblewrap(cfg.bwrap)
-    sandbox = BubblewrapSandbox(
-        bwrap=cfg.bwrap,
-        limits=Limits(
-            cpu_seconds=cfg.cpu_seconds,
-            memory_mb=cfg.memory_mb,
-            processes=cfg.processes,
-            file_size_mb=cfg.file_size_mb,
-            wall_seconds=cfg.wall_seconds,
-        ),
-        pass_env=_passed_env(cfg.pass_env),
-    )
+    sandbox = sandbox_from_settings(settings, os.environ)
     report = run_issue(
         settings,
         text,
@@ -197,12 +186,6 @@ def _lazy_models(settings: Settings) -> Any:
     scorer_settings = settings.scorer
     scorer = LazyTextGenerator(lambda: load_llm(scorer_settings, state)) if scorer_settings else None
     return Models(llm=llm, scorer=scorer, denoiser=load_denoiser(settings.diffusion), generation=settings.generation)
-
-
-def _passed_env(names: list[str]) -> dict[str, str]:
-    import os
-
-    return {name: os.environ[name] for name in names if name in os.environ}
 
 
 def print_run(console: Console, data: dict[str, Any]) -> None:

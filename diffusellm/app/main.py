@@ -21,7 +21,8 @@ from diffusellm.forge.base import Forge
 from diffusellm.forge.github import GitHubApp
 from diffusellm.forge.github_auth import TRIAGE_PERMISSIONS
 from diffusellm.jobs.store import SqlJobStore
-from diffusellm.worker.execute import ForgeFactory, make_executor, sandbox_from_settings
+from diffusellm.worker.execute import ForgeFactory, make_executor
+from diffusellm.worker.sandbox_setup import sandbox_from_settings
 
 
 def _forges(settings: Settings, secrets: GitHubSecrets, *, triage: bool) -> ForgeFactory:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,6 @@ from diffusellm.app.github_settings import GitHubSettings, secrets_from_env
 from diffusellm.config import Settings, load_settings
 from diffusellm.errors import ConfigError, DiffuseLLMError, SpecError
 from diffusellm.forge.base import Forge, ForgeError, PullRequest, job_marker, work_key
-from diffusellm.forge.gitauth import TOKEN_ENV
 from diffusellm.forge.github import GitHubApp
 from diffusellm.forge.local import LocalForge
 from diffusellm.jobs.model import Job, JobCommand
@@ -38,7 +37,8 @@ from diffusellm.worker.repo_config import (
     path_violations,
 )
 from diffusellm.worker.runner import RunReport, run_spec
-from diffusellm.worker.sandbox import BubblewrapSandbox, Limits, Sandbox, check_bubblewrap
+from diffusellm.worker.sandbox import Sandbox
+from diffusellm.worker.sandbox_setup import sandbox_from_settings
 from diffusellm.worker.spec import Spec, load_spec_text
 from diffusellm.worker.workspace import run_git
 
@@ -359,41 +359,6 @@ def _upsert_pr(run: _Run, config: RepoConfig, spec: Spec, report: RunReport, rem
     draft = config.draft if config.draft is not None else run.options.draft_prs
     base = run.forge.repository().default_branch
     return run.forge.create_pull_request(title=title, body=body, head=remote, base=base, draft=draft)
-
-
-SECRET_ENV_NAMES = frozenset(
-    {
-        "PRIVATE_KEY",
-        "PRIVATE_KEY_PATH",
-        "WEBHOOK_SECRET",
-        "APP_ID",
-        TOKEN_ENV,
-        "DIFFUSELLM_WORKER_TOKEN",
-        "GITHUB_TOKEN",
-        "GH_TOKEN",
-    }
-)
-
-
-def sandbox_from_settings(settings: Settings, environ: Mapping[str, str]) -> BubblewrapSandbox:
-    """The configured bubblewrap sandbox; refuses to pass any secret variable into it."""
-    cfg = settings.sandbox
-    leaking = sorted(SECRET_ENV_NAMES.intersection(cfg.pass_env))
-    if leaking:
-        raise ConfigError(
-            f"sandbox.pass_env names secrets: {', '.join(leaking)}",
-            hint="checks run untrusted code; never pass credentials into them",
-        )
-    check_bubblewrap(cfg.bwrap)
-    limits = Limits(
-        cpu_seconds=cfg.cpu_seconds,
-        memory_mb=cfg.memory_mb,
-        processes=cfg.processes,
-        file_size_mb=cfg.file_size_mb,
-        wall_seconds=cfg.wall_seconds,
-    )
-    passed = {name: environ[name] for name in cfg.pass_env if name in environ}
-    return BubblewrapSandbox(bwrap=cfg.bwrap, limits=limits, pass_env=passed)
 
 
 def build_executor() -> Execute:
