@@ -18,6 +18,7 @@ from diffusellm.errors import ConfigError
 from diffusellm.models.diffusion import DiffusionSettings
 from diffusellm.models.settings import LLMSettings, TransformersLLM
 from diffusellm.worker.plan_settings import GenerationSettings
+from diffusellm.worker.validate import ValidationSettings
 
 ENV_PREFIX = "DIFFUSELLM_"
 _FILE_DATA: ContextVar[dict[str, Any] | None] = ContextVar("diffusellm_config_file", default=None)
@@ -39,18 +40,6 @@ class BubblewrapSettings(_Section):
     wall_seconds: float = Field(default=900.0, gt=0)
     pass_env: list[str] = []
     """Names of the worker's environment variables allowed into the sandbox (none by default)."""
-
-
-class ValidationConfig(_Section):
-    """Which checks run on a change, and how."""
-
-    ruff: bool = True
-    pyright: bool = True
-    pytest: bool = True
-    python: str | None = None
-    """Interpreter whose ruff/pyright/pytest run the checks; default: the one running diffusellm."""
-    test_timeout_s: int = Field(default=120, ge=1)
-    pytest_args: list[str] = ["-q", "-p", "no:cacheprovider"]
 
 
 class CommitConfig(_Section):
@@ -78,7 +67,7 @@ class Settings(BaseSettings):
     """Where per-repository state lives: profiles, knowledge graphs, worktrees, job reports."""
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
     sandbox: BubblewrapSettings = BubblewrapSettings()
-    validation: ValidationConfig = ValidationConfig()
+    validation: ValidationSettings = Field(default_factory=ValidationSettings)
     commit: CommitConfig = CommitConfig()
     github: GitHubSettings = Field(default_factory=GitHubSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)

@@ -40,7 +40,7 @@ from diffusellm.worker.plan_settings import GenerationSettings
 from diffusellm.worker.report import ValidationReport
 from diffusellm.worker.sandbox import Sandbox
 from diffusellm.worker.spec import AddFunction, AddTest, Operation, RenameSymbol, Spec
-from diffusellm.worker.validate import ValidationSettings, validate_change
+from diffusellm.worker.validate import validate_change
 from diffusellm.worker.workspace import (
     RepoInfo,
     Worktree,
@@ -146,18 +146,6 @@ def refuse_if_in_the_way(info: RepoInfo, touched: list[str]) -> list[str]:
             hint="commit or stash those files first; nothing was changed",
         )
     return ["the working tree has uncommitted changes; they are not part of the new branch"]
-
-
-def _validation_settings(settings: Settings) -> ValidationSettings:
-    cfg = settings.validation
-    return ValidationSettings(
-        ruff=cfg.ruff,
-        pyright=cfg.pyright,
-        pytest=cfg.pytest,
-        python=cfg.python,
-        pytest_args=list(cfg.pytest_args),
-        test_timeout_s=cfg.test_timeout_s,
-    )
 
 
 def _select_tests(state: RepoState, spec: Spec, touched: list[str]) -> list[str] | None:
@@ -374,7 +362,7 @@ def validate_job(job: JobContext, spec: Spec, touched: list[str], ruff_config: P
             tests=tests,
             acceptance_tests=acceptance,
             sandbox=job.sandbox,
-            settings=_validation_settings(job.settings),
+            settings=job.settings.validation,
             ruff_config=ruff_config,
             renames=_renames(spec),
         )
