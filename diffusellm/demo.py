@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from diffusellm.config import Settings
 from diffusellm.errors import InputError
+from diffusellm.worker.workspace import run_git
 
 EXAMPLE_PROJECT = "taskboard"
 EXAMPLE_SPEC = "rename_verbose.yaml"
@@ -32,30 +32,16 @@ def examples_dir() -> Path:
     return folder
 
 
+_IDENTITY = {
+    "GIT_AUTHOR_NAME": "Demo Author",
+    "GIT_AUTHOR_EMAIL": "demo@example.invalid",
+    "GIT_COMMITTER_NAME": "Demo Author",
+    "GIT_COMMITTER_EMAIL": "demo@example.invalid",
+}
+
+
 def _git(repo: Path, *args: str) -> None:
-    env = {
-        "GIT_AUTHOR_NAME": "Demo Author",
-        "GIT_AUTHOR_EMAIL": "demo@example.invalid",
-        "GIT_COMMITTER_NAME": "Demo Author",
-        "GIT_COMMITTER_EMAIL": "demo@example.invalid",
-        "PATH": "/usr/bin:/bin:/usr/local/bin",
-        "HOME": str(repo),
-    }
-    done = subprocess.run(
-        ["git", "-c", "core.hooksPath=/dev/null", *args],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise InputError(
-            f"could not build the demo repository: git {' '.join(args)} failed: "
-            f"{(done.stderr or done.stdout).strip()}",
-            hint="check that git works here",
-        )
+    run_git(args, repo, env=_IDENTITY)
 
 
 def make_demo_repository(dest_parent: Path) -> Path:
