@@ -54,6 +54,11 @@ def repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "repo", PKG)
 
 
+def run_rename(tmp_path: Path, repo: Path, new: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`diffusellm run` of the rename spec (get_flag → `new`) on `repo`."""
+    return cli(tmp_path, "run", str(write_spec(tmp_path, RENAME.format(new=new))), "--repo", str(repo), *extra)
+
+
 def write_spec(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "spec.yaml"
     path.write_text(text)
@@ -64,9 +69,7 @@ def test_not_a_git_repository(tmp_path: Path) -> None:
     plain = tmp_path / "plain"
     plain.mkdir()
     (plain / "a.py").write_text("x = 1\n")
-    done = cli(
-        tmp_path, "run", str(write_spec(tmp_path, RENAME.format(new="x"))), "--repo", str(plain)
-    )
+    done = run_rename(tmp_path, plain, "x")
     assert done.returncode == 2
     assert "not a git repository" in done.stderr.lower()
 
@@ -88,15 +91,7 @@ def test_missing_path_and_bad_spec(tmp_path: Path, repo: Path) -> None:
 
 
 def test_bad_config_value(tmp_path: Path, repo: Path) -> None:
-    done = cli(
-        tmp_path,
-        "run",
-        str(write_spec(tmp_path, RENAME.format(new="x"))),
-        "--repo",
-        str(repo),
-        "--set",
-        "sandbox.memory_mb=lots",
-    )
+    done = run_rename(tmp_path, repo, "x", "--set", "sandbox.memory_mb=lots")
     assert done.returncode == 2 and "sandbox.memory_mb" in done.stderr
 
 
@@ -110,14 +105,10 @@ def test_missing_target_changes_nothing(tmp_path: Path, repo: Path) -> None:
 
 def test_name_clash_refused(tmp_path: Path, repo: Path) -> None:
     before = snapshot(repo)
-    (repo / "pkg/helpers.py").write_text(
-        PKG["pkg/helpers.py"] + "\n\ndef other() -> int:\n    return 1\n"
-    )
+    (repo / "pkg/helpers.py").write_text(PKG["pkg/helpers.py"] + "\n\ndef other() -> int:\n    return 1\n")
     git(repo, "commit", "-qam", "Add other")
     before = snapshot(repo)
-    done = cli(
-        tmp_path, "run", str(write_spec(tmp_path, RENAME.format(new="other"))), "--repo", str(repo)
-    )
+    done = run_rename(tmp_path, repo, "other")
     assert done.returncode == 2 and "other" in done.stderr
     assert snapshot(repo) == before
 
@@ -125,13 +116,7 @@ def test_name_clash_refused(tmp_path: Path, repo: Path) -> None:
 def test_uncommitted_changes_in_the_way(tmp_path: Path, repo: Path) -> None:
     (repo / "pkg/app.py").write_text(PKG["pkg/app.py"] + "# my unsaved work\n")
     before = snapshot(repo)
-    done = cli(
-        tmp_path,
-        "run",
-        str(write_spec(tmp_path, RENAME.format(new="get_mode"))),
-        "--repo",
-        str(repo),
-    )
+    done = run_rename(tmp_path, repo, "get_mode")
     assert done.returncode == 2 and "pkg/app.py" in done.stderr and "stash" in done.stderr
     assert snapshot(repo) == before
     assert (repo / "pkg/app.py").read_text().endswith("# my unsaved work\n")
@@ -139,33 +124,18 @@ def test_uncommitted_changes_in_the_way(tmp_path: Path, repo: Path) -> None:
 
 def test_syntax_error_in_repository_refused(tmp_path: Path, repo: Path) -> None:
     # A file that uses the target but cannot be parsed: renaming around it would leave it stale.
-    (repo / "pkg/broken.py").write_text(
-        "from pkg.helpers import get_flag\n\ndef broken(:\n    get_flag()\n"
-    )
+    (repo / "pkg/broken.py").write_text("from pkg.helpers import get_flag\n\ndef broken(:\n    get_flag()\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "Add broken module")
     before = snapshot(repo)
-    done = cli(
-        tmp_path,
-        "run",
-        str(write_spec(tmp_path, RENAME.format(new="get_mode"))),
-        "--repo",
-        str(repo),
-    )
+    done = run_rename(tmp_path, repo, "get_mode")
     assert done.returncode == 2 and "pkg/broken.py" in done.stderr
     assert snapshot(repo) == before
 
 
 def test_success_creates_branch_and_json_report(tmp_path: Path, repo: Path) -> None:
     (repo / "notes.txt").write_text("uncommitted but not in the way\n")
-    done = cli(
-        tmp_path,
-        "run",
-        str(write_spec(tmp_path, RENAME.format(new="get_mode"))),
-        "--repo",
-        str(repo),
-        "--json",
-    )
+    done = run_rename(tmp_path, repo, "get_mode", "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["branch"].startswith("diffusellm/") and report["commit"]
@@ -183,19 +153,11 @@ def test_change_that_breaks_a_test_fails_validation_without_branch(tmp_path: Pat
     files = dict(PKG)
     # A test that pins the function's name in a plain string, which the codemod is right not to rewrite.
     files["tests/test_lookup.py"] = (
-        "import pkg.helpers\n\n\ndef test_lookup() -> None:\n"
-        "    assert pkg.helpers.get_flag.__name__ == 'get_flag'\n"
+        "import pkg.helpers\n\n\ndef test_lookup() -> None:\n    assert pkg.helpers.get_flag.__name__ == 'get_flag'\n"
     )
     repo = make_repo(tmp_path / "repo2", files)
     before = snapshot(repo)
-    done = cli(
-        tmp_path,
-        "run",
-        str(write_spec(tmp_path, RENAME.format(new="get_mode"))),
-        "--repo",
-        str(repo),
-        "--json",
-    )
+    done = run_rename(tmp_path, repo, "get_mode", "--json")
     assert done.returncode == 1, done.stderr
     report = json.loads(done.stdout)
     assert report["branch"] is None and report["validation"]["passed"] is False
@@ -215,16 +177,7 @@ def test_hanging_and_escaping_tests_are_contained(tmp_path: Path) -> None:
         "    Path('/usr/escaped.txt').write_text('x')\n"
     )
     repo = make_repo(tmp_path / "repo3", files)
-    done = cli(
-        tmp_path,
-        "run",
-        str(write_spec(tmp_path, RENAME.format(new="get_mode"))),
-        "--repo",
-        str(repo),
-        "--json",
-        "--set",
-        "validation.test_timeout_s=5",
-    )
+    done = run_rename(tmp_path, repo, "get_mode", "--json", "--set", "validation.test_timeout_s=5")
     report = json.loads(done.stdout)
     pytest_check = next(c for c in report["validation"]["checks"] if c["name"] == "pytest")
     # The three bad tests fail on the base commit too, so they are not new failures of the change.
