@@ -1,10 +1,13 @@
-"""How often the embedded model turns a free-text issue into the right operation and target.
+"""How often normalisation turns a free-text issue into the right operation and target.
 
-Runs phase 3 (normalise) with the configured LLM (default: the embedded SmolLM2-135M) on free-text
-issues written against examples/taskboard, each with the operation kind and target a maintainer would
-choose, and prints op / target / both accuracy, clarification questions and seconds per issue.
+Runs phase 3 (rules, then the configured LLM; default the embedded SmolLM2-135M) on the issues in
+benchmarks/data/normalise_issues.yaml, written against examples/taskboard and humanize 4.17.0 (the
+sdist set-up downloads), each with the operation and target a maintainer would choose, or "ask" when
+the right answer is a question. Prints op / target / both accuracy per split ("exact" also needs the
+new name, parameter or module right), questions, how many the rule pre-pass read, and seconds.
 
-    .venv/bin/python benchmarks/bench_normalise.py [--limit N] [--json OUT]
+    .venv/bin/python benchmarks/bench_normalise.py [--split dev|heldout|all] [--localise locate|overlap]
+        [--method rank|draft] [--limit N] [--json OUT]
 """
 
 from __future__ import annotations
@@ -14,130 +17,152 @@ import json
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from diffusellm.config import load_settings  # noqa: E402
+from diffusellm.models.base import TextGenerator  # noqa: E402
 from diffusellm.models.llm import load_llm  # noqa: E402
 from diffusellm.repo.digest import digest_repository  # noqa: E402
+from diffusellm.repo.profile import StyleProfile  # noqa: E402
 from diffusellm.repo.style import profile_style  # noqa: E402
+from diffusellm.worker.collaborate_run import Localiser, locate_localiser, overlap_localiser  # noqa: E402
 from diffusellm.worker.normalise import NeedsClarification, normalise_issue  # noqa: E402
-from diffusellm.worker.plan_context import localise_by_overlap  # noqa: E402
+from diffusellm.worker.normalise_rules import rule_spec  # noqa: E402
+from diffusellm.worker.spec import AddParameter, MoveSymbol, Operation, RemoveParameter, RenameSymbol  # noqa: E402
 
-# (issue text, expected op, expected target)
-ISSUES: list[tuple[str, str, str]] = [
-    (
-        "Please rename `get_verbose_flag` to `get_verbose_mode`: everywhere else we call it a mode.",
-        "rename_symbol",
-        "taskboard.helpers.get_verbose_flag",
-    ),
-    (
-        "The `legacy` argument of default_board_path has been ignored since 0.1.0. Remove it.",
-        "remove_parameter",
-        "taskboard.paths.default_board_path",
-    ),
-    (
-        "resolve_root should accept a keyword-only `strict` flag (default False) so callers can demand a marker file.",
-        "add_parameter",
-        "taskboard.paths.resolve_root",
-    ),
-    (
-        "slugify is about text, not tasks; move it out of helpers into a new module taskboard.text.",
-        "move_symbol",
-        "taskboard.helpers.slugify",
-    ),
-    (
-        "JsonStore.save should be called persist, to match the wording in the docs.",
-        "rename_symbol",
-        "taskboard.storage.JsonStore.save",
-    ),
-    (
-        "parse_due_date crashes with ValueError on an empty string; it should raise a clear error message instead.",
-        "edit_function",
-        "taskboard.helpers.parse_due_date",
-    ),
-    ("Add a test that format_due shows 'overdue' for a date in the past.", "add_test", "taskboard.helpers.format_due"),
-    (
-        "Rename the Board.add_task method to Board.add so the API reads board.add(...).",
-        "rename_symbol",
-        "taskboard.models.Board.add_task",
-    ),
-]
+ISSUES = ROOT / "benchmarks" / "data" / "normalise_issues.yaml"
+SDIST = ROOT / ".state" / "sdists" / "humanize-4.17.0.tar.gz"
 
 
-def _repo(tmp: Path) -> Path:
-    repo = tmp / "taskboard"
-    shutil.copytree(ROOT / "examples" / "taskboard", repo)
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "Import taskboard"]):
+def _git_repo(repo: Path) -> Path:
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "Import"]):
         subprocess.run(["git", "-c", "user.name=b", "-c", "user.email=b@b", *args], cwd=repo, check=True)
     return repo
 
 
+def _repos(tmp: Path) -> dict[str, Path]:
+    taskboard = tmp / "taskboard"
+    shutil.copytree(ROOT / "examples" / "taskboard", taskboard)
+    with tarfile.open(SDIST) as tar:
+        tar.extractall(tmp, filter="data")
+    return {"taskboard": _git_repo(taskboard), "humanize": _git_repo(tmp / "humanize-4.17.0")}
+
+
+class Repo:
+    """One digested benchmark repository."""
+
+    def __init__(self, root: Path, work: Path) -> None:
+        self.root = root
+        self.graph = work / f"{root.name}.sqlite"
+        digest_repository(root, self.graph)
+        self.profile: StyleProfile = profile_style(root)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--limit", type=int, default=len(ISSUES))
+    parser.add_argument("--split", choices=["dev", "heldout", "all"], default="all")
+    parser.add_argument("--localise", choices=["locate", "overlap"], default="locate")
+    parser.add_argument("--method", choices=["rank", "draft"], default="rank")
+    parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    cases: list[dict[str, str]] = yaml.safe_load(ISSUES.read_text(encoding="utf-8"))
+    cases = [c for c in cases if args.split in ("all", c["split"])][: args.limit]
     settings = load_settings()
     with tempfile.TemporaryDirectory() as tmp:
-        repo = _repo(Path(tmp))
-        graph = Path(tmp) / "graph.sqlite"
-        digest_repository(repo, graph)
-        profile = profile_style(repo)
+        work = Path(tmp)
+        repos = {name: Repo(root, work) for name, root in _repos(work).items()}
+        localiser = (
+            locate_localiser(work / "locate", settings.state_path() / "models")
+            if args.localise == "locate"
+            else overlap_localiser
+        )
         started = time.perf_counter()
         llm = load_llm(settings.llm, settings.state_path())
         load_s = time.perf_counter() - started
-        rows = [_one(text, op, target, llm, repo, graph, profile) for text, op, target in ISSUES[: args.limit]]
-    summary = _summary(rows, load_s, settings.llm.model)
+        rows = [_one(case, llm, repos[case["repo"]], localiser, args.method) for case in cases]
+    summary = _summary(rows, load_s, settings.llm.model, args.localise) | {"method": args.method}
     print(json.dumps(summary, indent=2))
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, "rows": rows}, indent=2))
     return 0
 
 
-def _one(text: str, op: str, target: str, llm: object, repo: Path, graph: Path, profile: object) -> dict[str, object]:
+def _one(case: dict[str, str], llm: TextGenerator, repo: Repo, localiser: Localiser, method: str) -> dict[str, Any]:
     started = time.perf_counter()
-    loc = localise_by_overlap(repo, graph, text)
-    result = normalise_issue(text, llm=llm, loc=loc, profile=profile)  # type: ignore[arg-type]
-    seconds = time.perf_counter() - started
+    loc = localiser(repo.root, repo.graph, case["text"], 1500)
+    result = normalise_issue(case["text"], llm=llm, loc=loc, profile=repo.profile, method=method)  # type: ignore[arg-type]
+    row: dict[str, Any] = {"split": case["split"], "repo": case["repo"], "issue": case["text"][:70]}
+    row["path"] = "rules" if rule_spec(case["text"], loc, "t") is not None else method
+    row["in_candidates"] = case["op"] == "ask" or any(s.qualname == case["target"] for s in loc.symbols)
     if isinstance(result, NeedsClarification):
-        return {"issue": text[:60], "asked": result.question, "op_ok": False, "target_ok": False, "s": seconds}
+        ok = case["op"] == "ask"
+        return row | {"asked": result.question, "op_ok": ok, "target_ok": ok, "s": time.perf_counter() - started}
     first = result.operations[0]
-    got_target = first.target
-    return {
-        "issue": text[:60],
+    value = _value(first)
+    return row | {
         "op": first.op,
-        "target": got_target,
-        "op_ok": first.op == op,
-        "target_ok": got_target == target,
-        "in_candidates": target in loc_names(loc),
-        "s": seconds,
+        "target": first.target,
+        "value": value,
+        "op_ok": first.op == case["op"],
+        "target_ok": first.target == case["target"],
+        "value_ok": value == case.get("value", value),
+        "s": time.perf_counter() - started,
     }
 
 
-def loc_names(loc: object) -> set[str]:
-    """The qualified names the localiser offered the model."""
-    candidates = getattr(loc, "candidates", None) or getattr(loc, "symbols", None) or []
-    return {getattr(c, "qualname", str(c)) for c in candidates}
+def _value(op: Operation) -> str | None:
+    """The new name, parameter or module of a refactoring operation."""
+    if isinstance(op, RenameSymbol):
+        return op.new_name
+    if isinstance(op, AddParameter | RemoveParameter):
+        return op.name
+    if isinstance(op, MoveSymbol):
+        return op.to_module
+    return None
 
 
-def _summary(rows: list[dict[str, object]], load_s: float, model: str) -> dict[str, object]:
-    n = len(rows)
-    both = sum(1 for r in rows if r["op_ok"] and r["target_ok"])
+def _rates(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    n = len(rows) or 1
+    return {
+        "issues": len(rows),
+        "op": round(sum(1 for r in rows if r["op_ok"]) / n, 3),
+        "target": round(sum(1 for r in rows if r["target_ok"]) / n, 3),
+        "both": round(sum(1 for r in rows if r["op_ok"] and r["target_ok"]) / n, 3),
+        "exact": round(sum(1 for r in rows if r["op_ok"] and r["target_ok"] and r.get("value_ok", True)) / n, 3),
+        "questions": sum(1 for r in rows if "asked" in r),
+        "target_in_candidates": sum(1 for r in rows if r["in_candidates"]),
+        "seconds_per_issue": round(sum(float(r["s"]) for r in rows) / n, 1),
+        "by_rules": sum(1 for r in rows if r["path"] == "rules"),
+        "both_by_rules": sum(1 for r in rows if r["path"] == "rules" and r["op_ok"] and r["target_ok"]),
+    }
+
+
+_SHOWN = ("split", "path", "op", "target", "value", "asked", "op_ok", "target_ok", "value_ok")
+
+
+def _summary(rows: list[dict[str, Any]], load_s: float, model: str, localise: str) -> dict[str, Any]:
+    splits = sorted({str(r["split"]) for r in rows})
     return {
         "model": model,
-        "issues": n,
+        "localise": localise,
         "load_s": round(load_s, 1),
-        "op_accuracy": sum(1 for r in rows if r["op_ok"]) / n,
-        "target_accuracy": sum(1 for r in rows if r["target_ok"]) / n,
-        "both": both / n,
-        "questions": sum(1 for r in rows if "asked" in r),
-        "seconds_per_issue": round(sum(float(r["s"]) for r in rows) / n, 1),  # type: ignore[arg-type]
-        "rows": [{k: v for k, v in r.items() if k != "issue"} | {"issue": r["issue"]} for r in rows],
+        "all": _rates(rows),
+        **{split: _rates([r for r in rows if r["split"] == split]) for split in splits},
+        "rows": [
+            {k: v for k, v in r.items() if k in _SHOWN}
+            | {"issue": r["issue"]}
+            for r in rows
+        ],
     }
 
 

@@ -71,7 +71,14 @@ def plan_issue(
     """Localise, normalise (or take the YAML spec), then plan: the ranked plans or a question."""
     loc = localiser(root, graph_db, text, settings.context_tokens)
     result = normalise_issue(
-        text, llm=llm, loc=loc, profile=profile, source=source, min_confidence=settings.min_confidence
+        text,
+        llm=llm,
+        loc=loc,
+        profile=profile,
+        source=source,
+        min_confidence=settings.min_confidence,
+        method=settings.normalise,
+        model_weight=settings.normalise_model_weight,
     )
     if isinstance(result, NeedsClarification):
         return Planned(loc=loc, question=result)

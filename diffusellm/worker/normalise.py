@@ -1,9 +1,11 @@
 """Phase 3 spec normalisation: a free-text issue (Markdown) becomes a validated `Spec`, or a question.
 
-A fenced ```yaml block wins and no model is asked. Otherwise the language model answers with JSON
-constrained to a draft-spec schema whose targets are the repository's real qualnames (the localised
-candidates) and whose new names follow the profiled naming conventions; when it is not confident it
-asks a concrete question instead of guessing.
+A fenced ```yaml block wins and no model is asked; a plainly stated refactor whose names resolve is
+read by rules. Otherwise, by default ("rank"), every change kind on the likeliest targets is scored
+(`normalise_rank`) and the best option's parameters are filled from the issue (`normalise_fill`);
+with "draft" the model writes the whole spec as JSON constrained to a schema whose targets are the
+repository's real qualnames and whose new names follow the profiled conventions. When the issue
+names no code and the ranking is unsure, or a needed value is missing, the author is asked.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 import yaml
@@ -19,6 +21,9 @@ import yaml
 from diffusellm.errors import SpecError
 from diffusellm.models.base import ModelError, TextGenerator
 from diffusellm.repo.profile import StyleProfile
+from diffusellm.worker.normalise_cues import read_issue
+from diffusellm.worker.normalise_fill import Filler, Unfilled, fill_operation
+from diffusellm.worker.normalise_rank import MODEL_WEIGHT, Ranking, rank_options
 from diffusellm.worker.normalise_rules import rule_spec
 from diffusellm.worker.plan_context import Localised
 from diffusellm.worker.plan_draft import (
@@ -33,8 +38,11 @@ from diffusellm.worker.prompts import normalise_messages
 from diffusellm.worker.spec import Spec, load_spec_text, parse_spec
 
 DRAFT_TOKENS = 320
+FILL_TRIES = 3
+"""Options tried, best first, when the best cannot apply (say, no parameter to remove)."""
 _YAML_FENCE = re.compile(r"^```ya?ml[ \t]*$", re.MULTILINE)
 log = structlog.get_logger(__name__)
+NormaliseMethod = Literal["rank", "draft"]
 
 
 @dataclass(frozen=True)
@@ -97,14 +105,20 @@ def normalise_issue(
     source: str = "issue",
     min_confidence: float = MIN_CONFIDENCE,
     seed: int = 0,
+    method: NormaliseMethod = "rank",
+    model_weight: float = MODEL_WEIGHT,
 ) -> Spec | NeedsClarification:
-    """Turn an issue into a `Spec`: its YAML block if it has one, else the model's draft."""
+    """Turn an issue into a `Spec`: its YAML block if it has one, a plain refactor by rules, else
+    the best ranked option (or, with `method="draft"`, the model's whole draft)."""
     spec = spec_from_text(text, source=source)
     if spec is not None:
         return spec
     ruled = rule_spec(text, loc, _title(text, "Change requested in an issue"))
     if ruled is not None:  # a plainly stated refactor whose names all resolve: no model needed
         return ruled
+    if method == "rank":
+        limits = _RankLimits(min_confidence, model_weight, seed)
+        return _ranked(text, llm=llm, loc=loc, profile=profile, limits=limits)
     model = draft_spec_model(loc, profile)
     messages = normalise_messages(text, loc, profile)
     try:
@@ -118,6 +132,59 @@ def normalise_issue(
         log.info("normalise.unusable_answer", problem=exc.message)
         return NeedsClarification(default_question(loc), f"the model's answer was unusable: {exc.message}")
     return _decide(draft, text, loc, min_confidence)
+
+
+@dataclass(frozen=True)
+class _RankLimits:
+    min_confidence: float
+    model_weight: float
+    seed: int
+
+
+def _ranked(
+    text: str, *, llm: TextGenerator, loc: Localised, profile: StyleProfile, limits: _RankLimits
+) -> Spec | NeedsClarification:
+    words = read_issue(text)
+    naming = profile.naming.get("parameter", "snake_case")
+    ranking = rank_options(words, loc, llm, parameter_naming=naming, model_weight=limits.model_weight)
+    if not ranking.options:
+        return NeedsClarification(default_question(loc), "the repository has no candidate to change")
+    if not ranking.grounded and ranking.confidence < limits.min_confidence:
+        reason = (
+            f"the issue names none of the code and the best reading has confidence {ranking.confidence:.2f}"
+            f" (below {limits.min_confidence:.2f})"
+        )
+        return NeedsClarification(ranked_question(ranking), reason, _ranking_report(ranking))
+    filler = Filler(words, loc, profile, llm, limits.seed)
+    for option in ranking.options[:FILL_TRIES]:
+        filled = fill_operation(option, filler)
+        if isinstance(filled, Unfilled) and option.cued:  # asked for plainly, but a value is missing
+            return NeedsClarification(filled.question, "the issue does not say it", _ranking_report(ranking))
+        if filled is not None and not isinstance(filled, Unfilled):
+            title = _title(text, "Change requested in an issue")
+            return Spec(title=title, description=text.strip()[:20_000], operations=[filled])
+    return NeedsClarification(ranked_question(ranking), "no likely reading of the issue applies to the code")
+
+
+def ranked_question(ranking: Ranking) -> str:
+    """Ask which of the three best readings the author means."""
+    readings = [f"{o.op.replace('_', ' ')} `{o.target.qualname}`" for o in ranking.options[:3]]
+    return (
+        "I could not tell which change this issue asks for. Do you mean: " + "; or ".join(readings) + "? "
+        "Naming the function or class, and what should happen to it, is enough "
+        "(or write a ```yaml spec block; see docs/SPEC.md)."
+    )
+
+
+def _ranking_report(ranking: Ranking) -> dict[str, Any]:
+    return {
+        "confidence": round(ranking.confidence, 3),
+        "grounded": ranking.grounded,
+        "options": [
+            {"op": o.op, "target": o.target.qualname, "score": round(o.score, 2), "reasons": list(o.reasons)}
+            for o in ranking.options[:5]
+        ],
+    }
 
 
 def _decide(draft: DraftSpec, issue: str, loc: Localised, min_confidence: float) -> Spec | NeedsClarification:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
+from diffusellm.worker.normalise_cues import parameters
 from diffusellm.worker.plan_context import Localised
 from diffusellm.worker.spec import AddParameter, MoveSymbol, Operation, RemoveParameter, RenameSymbol, Spec
 
@@ -73,7 +74,10 @@ def _remove(text: str, loc: Localised) -> Operation | None:
     if not match:
         return None
     target = _resolve(loc, match.group("func"))
-    return RemoveParameter(op="remove_parameter", target=target, name=match.group("param")) if target else None
+    symbol = loc.find(target) if target else None
+    if symbol is None or match.group("param") not in parameters(symbol):  # "remove the unused argument of f"
+        return None
+    return RemoveParameter(op="remove_parameter", target=symbol.qualname, name=match.group("param"))
 
 
 def _move(text: str, loc: Localised) -> Operation | None:

@@ -67,7 +67,7 @@ def _choice(names: Sequence[str]) -> Any:
     ]
 
 
-def _named(pattern: str) -> Any:
+def named_field(pattern: str) -> Any:
     return Annotated[str, Field(pattern=pattern, max_length=NAME_LENGTH)]
 
 
@@ -114,19 +114,19 @@ def _variants(loc: Localised, profile: StyleProfile) -> list[type[_DraftOp]]:
         s.qualname for s in loc.symbols if s.kind in ("function", "class") and s.qualname.rsplit(".", 1)[0] in modules
     ]
     specs: list[tuple[str, Sequence[str], dict[str, Any]]] = [
-        ("rename_function", functions, {"new_name": (_named(name_pattern(profile, "function")), ...)}),
-        ("rename_method", methods, {"new_name": (_named(name_pattern(profile, "method")), ...)}),
-        ("rename_class", classes, {"new_name": (_named(name_pattern(profile, "class")), ...)}),
+        ("rename_function", functions, {"new_name": (named_field(name_pattern(profile, "function")), ...)}),
+        ("rename_method", methods, {"new_name": (named_field(name_pattern(profile, "method")), ...)}),
+        ("rename_class", classes, {"new_name": (named_field(name_pattern(profile, "class")), ...)}),
         (
             "add_parameter",
             callables,
             {
-                "name": (_named(name_pattern(profile, "parameter")), ...),
+                "name": (named_field(name_pattern(profile, "parameter")), ...),
                 "default": (_text(60), ...),
                 "annotation": (_text(40), ""),
             },
         ),
-        ("remove_parameter", callables, {"name": (_named(name_pattern(profile, "parameter")), ...)}),
+        ("remove_parameter", callables, {"name": (named_field(name_pattern(profile, "parameter")), ...)}),
         ("move_symbol", movable, {"to_module": (Annotated[str, Field(pattern=_DOTTED)], ...)}),
         ("edit_function", callables, {"instruction": instruction}),
         ("add_test", callables, {"instruction": instruction}),
@@ -137,7 +137,7 @@ def _variants(loc: Localised, profile: StyleProfile) -> list[type[_DraftOp]]:
             _variant(
                 "add_function",
                 module=(_choice(loc.modules), ...),
-                name=(_named(name_pattern(profile, "function")), ...),
+                name=(named_field(name_pattern(profile, "function")), ...),
                 instruction=instruction,
             )
         )
@@ -215,7 +215,7 @@ def parse_draft(model: type[M], text: str) -> M:
         ) from None
 
 
-def _test_path(loc: Localised, target: str) -> str:
+def test_path(loc: Localised, target: str) -> str:
     """The test file of the target's module when one exists (tests/test_<module>.py), else that name."""
     sym = loc.find(target)
     stem = (sym.path if sym else target.replace(".", "/")).rsplit("/", 1)[-1].removesuffix(".py")
@@ -244,7 +244,7 @@ def to_operation(data: Mapping[str, Any], loc: Localised) -> Operation:
     if kind == "edit_function":
         return EditFunction(op="edit_function", target=target, instruction=data["instruction"])
     if kind == "add_test":
-        return AddTest(op="add_test", target=target, path=_test_path(loc, target), instruction=data["instruction"])
+        return AddTest(op="add_test", target=target, path=test_path(loc, target), instruction=data["instruction"])
     return AddFunction(op="add_function", target=f"{data['module']}.{data['name']}", instruction=data["instruction"])
 
 

@@ -57,6 +57,14 @@ class GenerationSettings(BaseModel):
     localise: Literal["locate", "overlap"] = "locate"
     """`locate`: BM25 + MiniLM + call graph (diffusellm.repo.locate); `overlap`: identifier overlap
     with the knowledge graph only (no embedding model)."""
+    normalise: Literal["rank", "draft"] = "rank"
+    """How a free-text issue becomes a spec when no YAML block or plain refactor rule applies. `rank`:
+    score each change kind on the likeliest targets (wording, names, localiser order, the model's
+    log-likelihood) and fill in the parameters the issue states; one operation. `draft`: the model
+    writes the whole spec as schema-constrained JSON (several operations; needs a capable model)."""
+    normalise_model_weight: float = Field(default=0.35, ge=0.0, le=10.0)
+    """With `rank`: how much the model's preference counts against the issue's wording and names
+    (0 ignores the model; raise it for a capable model)."""
     context_tokens: int = Field(default=1500, ge=100)
     """Source of the localised candidates packed into prompts."""
     min_confidence: float = Field(default=MIN_CONFIDENCE, ge=0.0, le=1.0)

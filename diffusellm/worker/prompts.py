@@ -32,6 +32,9 @@ NORMALISE_SYSTEM = (
     "not say what to change or where, give confidence below 0.5, no operations, and one concrete "
     "question for the author in `question`."
 )
+CHOICE_SYSTEM = (
+    "You read GitHub issues about a Python repository and answer questions about them in one short sentence."
+)
 PLAN_SYSTEM = (
     "You plan a change to a Python repository as a short sequence of operations, as JSON. "
     "Prefer the fewest operations that do what the request asks. Reuse existing functions "
@@ -69,6 +72,12 @@ def normalise_messages(issue: str, loc: Localised, profile: StyleProfile) -> lis
         f"Repository style: {style_summary(profile)}"
     )
     return [{"role": "system", "content": NORMALISE_SYSTEM}, {"role": "user", "content": user}]
+
+
+def choice_messages(question: str, issue: str) -> list[ChatMessage]:
+    """Ask one question about an issue (an empty issue gives the baseline a choice is measured against)."""
+    user = f"Issue:\n{issue.strip()[:ISSUE_CHARS] or '(empty)'}\n\n{question}"
+    return [{"role": "system", "content": CHOICE_SYSTEM}, {"role": "user", "content": user}]
 
 
 def _detail(op: Operation) -> str:

@@ -84,7 +84,7 @@ def test_a_yaml_block_wins_and_no_model_is_asked(grounded: tuple[Localised, Any,
     loc, profile, _ = grounded
     llm = ScriptedLLM()
     issue = "Please rename it.\n\n```yaml\ntitle: Rename\noperations:\n  - op: rename_symbol\n    target: board.helpers.makeSlug\n    new_name: slugOf\n```\n"
-    spec = normalise_issue(issue, llm=llm, loc=loc, profile=profile)
+    spec = normalise_issue(issue, llm=llm, loc=loc, profile=profile, method="draft")
     assert isinstance(spec, type(spec_from_text(issue)))
     assert not isinstance(spec, NeedsClarification)
     assert spec.operations[0] == RenameSymbol(op="rename_symbol", target="board.helpers.makeSlug", new_name="slugOf")
@@ -104,7 +104,7 @@ def test_scripted_json_becomes_a_spec(grounded: tuple[Localised, Any, Path]) -> 
         {"op": "add_test", "target": "board.helpers.makeSlug", "instruction": "Bob's task → bobs-task"},
     ]
     llm = ScriptedLLM(replies=[_answer(operations=ops)])
-    spec = normalise_issue(ISSUE, llm=llm, loc=loc, profile=profile)
+    spec = normalise_issue(ISSUE, llm=llm, loc=loc, profile=profile, method="draft")
     assert not isinstance(spec, NeedsClarification)
     assert spec.title == "Drop apostrophes from slugs"
     assert spec.operations[0] == EditFunction(
@@ -123,7 +123,7 @@ def test_low_confidence_becomes_a_concrete_question(grounded: tuple[Localised, A
     llm = ScriptedLLM(
         replies=[_answer(operations=ops, confidence=0.2, question="Should apostrophes become dashes or vanish?")]
     )
-    result = normalise_issue(ISSUE, llm=llm, loc=loc, profile=profile)
+    result = normalise_issue(ISSUE, llm=llm, loc=loc, profile=profile, method="draft")
     assert isinstance(result, NeedsClarification)
     assert result.question == "Should apostrophes become dashes or vanish?"
     assert "0.20" in result.reason
@@ -134,7 +134,7 @@ def test_no_operation_and_no_question_still_asks_about_the_likeliest_targets(
 ) -> None:
     loc, profile, _ = grounded
     llm = ScriptedLLM(replies=[_answer(confidence=0.9)])
-    result = normalise_issue(ISSUE, llm=llm, loc=loc, profile=profile)
+    result = normalise_issue(ISSUE, llm=llm, loc=loc, profile=profile, method="draft")
     assert isinstance(result, NeedsClarification)
     assert "`board.helpers.makeSlug`" in result.question
     assert result.reason == "the model found no operation to perform"
@@ -216,7 +216,7 @@ def test_an_answer_naming_a_target_outside_the_candidates_is_rejected(grounded: 
         replies=[_answer(operations=[{"op": "edit_function", "target": "board.helpers.nope", "instruction": "x"}])],
         check_schema=False,
     )
-    result = normalise_issue(ISSUE, llm=llm, loc=loc, profile=profile)
+    result = normalise_issue(ISSUE, llm=llm, loc=loc, profile=profile, method="draft")
     assert isinstance(result, NeedsClarification)
     assert "'board.helpers.nope' is not one of the repository's candidates" in result.reason
     with pytest.raises(SpecError, match="does not fit the draft schema"):
@@ -248,7 +248,7 @@ def test_a_model_that_cannot_finish_its_answer_leads_to_a_question(grounded: tup
     def unfinished(_: Any) -> str:
         raise ModelError("the JSON reply was not finished within max_new_tokens=320")
 
-    result = normalise_issue(ISSUE, llm=ScriptedLLM(replies=[unfinished]), loc=loc, profile=profile)
+    result = normalise_issue(ISSUE, llm=ScriptedLLM(replies=[unfinished]), loc=loc, profile=profile, method="draft")
     assert isinstance(result, NeedsClarification)
     assert (
         result.reason == "the model could not write a spec: the JSON reply was not finished within max_new_tokens=320"

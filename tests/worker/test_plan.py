@@ -157,7 +157,11 @@ def _normalised(ops: list[dict[str, Any]], confidence: float = 0.9, question: st
 
 
 def _models(llm: ScriptedLLM, **limits: Any) -> Models:
-    generation = GenerationSettings(plan=PlanOptions(candidates=1), limits=CollaborationLimits(**limits))
+    generation = GenerationSettings(
+        normalise="draft",  # the scripted replies below are whole draft specs
+        plan=PlanOptions(candidates=1),
+        limits=CollaborationLimits(**limits),
+    )
     return Models(llm=llm, localiser=overlap_localiser, generation=generation)
 
 
