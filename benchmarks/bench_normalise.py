@@ -68,7 +68,7 @@ class Repo:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--split", choices=["dev", "heldout", "all"], default="all")
     parser.add_argument("--localise", choices=["locate", "overlap"], default="locate")
     parser.add_argument("--method", choices=["rank", "draft"], default="rank")
@@ -89,18 +89,22 @@ def main() -> int:
         started = time.perf_counter()
         llm = load_llm(settings.llm, settings.state_path())
         load_s = time.perf_counter() - started
-        rows = [_one(case, llm, repos[case["repo"]], localiser, args.method) for case in cases]
-    summary = _summary(rows, load_s, settings.llm.model, args.localise) | {"method": args.method}
+        weight = settings.generation.normalise_model_weight
+        rows = [_one(case, llm, repos[case["repo"]], localiser, args.method, weight) for case in cases]
+    summary = _summary(rows, load_s, settings.llm.model, args.localise)
+    summary |= {"method": args.method, "model_weight": weight}
     print(json.dumps(summary, indent=2))
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, "rows": rows}, indent=2))
     return 0
 
 
-def _one(case: dict[str, str], llm: TextGenerator, repo: Repo, localiser: Localiser, method: str) -> dict[str, Any]:
+def _one(
+    case: dict[str, str], llm: TextGenerator, repo: Repo, localiser: Localiser, method: str, weight: float
+) -> dict[str, Any]:
     started = time.perf_counter()
     loc = localiser(repo.root, repo.graph, case["text"], 1500)
-    result = normalise_issue(case["text"], llm=llm, loc=loc, profile=repo.profile, method=method)  # type: ignore[arg-type]
+    result = normalise_issue(case["text"], llm=llm, loc=loc, profile=repo.profile, method=method, model_weight=weight)  # type: ignore[arg-type]
     row: dict[str, Any] = {"split": case["split"], "repo": case["repo"], "issue": case["text"][:70]}
     row["path"] = "rules" if rule_spec(case["text"], loc, "t") is not None else method
     row["in_candidates"] = case["op"] == "ask" or any(s.qualname == case["target"] for s in loc.symbols)
@@ -158,11 +162,7 @@ def _summary(rows: list[dict[str, Any]], load_s: float, model: str, localise: st
         "load_s": round(load_s, 1),
         "all": _rates(rows),
         **{split: _rates([r for r in rows if r["split"] == split]) for split in splits},
-        "rows": [
-            {k: v for k, v in r.items() if k in _SHOWN}
-            | {"issue": r["issue"]}
-            for r in rows
-        ],
+        "rows": [{k: v for k, v in r.items() if k in _SHOWN} | {"issue": r["issue"]} for r in rows],
     }
 
 
