@@ -295,6 +295,82 @@ def models_serve(ctx: typer.Context) -> None:
     raise typer.Exit(serve_main(list(ctx.args)))
 
 
+learn_app = typer.Typer(help="The learning loop: remembered runs, verdicts, training data, LoRA.", no_args_is_help=True)
+app.add_typer(learn_app, name="learn")
+RepoOpt = Annotated[Path, typer.Option("--repo", "-r", help="local git repository")]
+
+
+def _learn(json_out: bool, config: Path | None, overrides: list[str] | None, work: Callable[[Path], Any]) -> None:
+    """Run a learn command on the state folder and print its result (JSON, or a readable dump)."""
+    result = _guard(json_out, lambda: work(_settings(config, overrides).state_path()))
+    if json_out:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        Console(highlight=False).print_json(json.dumps(result))
+
+
+@learn_app.command("status")
+def learn_status(json_out: JsonOpt = False, config: ConfigOpt = None, overrides: SetOpt = None) -> None:
+    """Runs remembered, by verdict; the latest ones; the adapters trained."""
+    from diffusellm.learn.commands import status
+
+    _learn(json_out, config, overrides, status)
+
+
+@learn_app.command("sync")
+def learn_sync(
+    repo: RepoOpt = Path("."),
+    into: Annotated[str | None, typer.Option(help="branch merged into (default: the checked-out one)")] = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+    overrides: SetOpt = None,
+) -> None:
+    """Accept the runs whose branches have been merged into the repository's branch."""
+    from diffusellm.learn.commands import sync
+
+    _learn(json_out, config, overrides, lambda state: sync(state, _repo_dir(repo), into))
+
+
+@learn_app.command("accept")
+def learn_accept(
+    job: Annotated[str, typer.Argument(help="job id or branch name")],
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+    overrides: SetOpt = None,
+) -> None:
+    """Mark a run's change as accepted by a person (training data)."""
+    from diffusellm.learn.commands import set_verdict
+
+    _learn(json_out, config, overrides, lambda state: set_verdict(state, job, "accepted"))
+
+
+@learn_app.command("reject")
+def learn_reject(
+    job: Annotated[str, typer.Argument(help="job id or branch name")],
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+    overrides: SetOpt = None,
+) -> None:
+    """Mark a run's change as rejected (never used for training)."""
+    from diffusellm.learn.commands import set_verdict
+
+    _learn(json_out, config, overrides, lambda state: set_verdict(state, job, "rejected"))
+
+
+@learn_app.command("export")
+def learn_export(
+    out: Annotated[Path, typer.Argument(help="JSONL file to write")],
+    repo: RepoOpt = Path("."),
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+    overrides: SetOpt = None,
+) -> None:
+    """Write the accepted runs' generated functions as chat JSONL fine-tuning data."""
+    from diffusellm.learn.commands import export
+
+    _learn(json_out, config, overrides, lambda state: export(state, _repo_dir(repo), out))
+
+
 def _run_exit_code(result: dict[str, Any]) -> int:
     """0 only when the change succeeded; 2 when the bot needs input; 1 for every other stop."""
     status = result.get("status")

@@ -169,6 +169,10 @@ def run_job(
         models=_lazy_models(settings),
         source=str(spec_path),
     )
+    if settings.learn.record_outcomes:
+        from diffusellm.learn.outcomes import OutcomeStore
+
+        OutcomeStore.in_state(settings.state_path()).record(report)
     data = report.model_dump(mode="json")
     data["validation"]["passed"] = report.validation.passed
     return data

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from diffusellm.app.github_settings import GitHubSettings
 from diffusellm.app.settings import ServerSettings, StoreSettings, WorkerSettings
 from diffusellm.errors import ConfigError
+from diffusellm.learn.settings import LearnSettings
 from diffusellm.models.diffusion import DiffusionSettings
 from diffusellm.models.settings import LLMSettings, TransformersLLM
 from diffusellm.worker.plan_settings import GenerationSettings
@@ -78,6 +79,7 @@ class Settings(BaseSettings):
     """The model that ranks plan candidates; null means the `llm` model."""
     diffusion: DiffusionSettings = Field(default_factory=DiffusionSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    learn: LearnSettings = Field(default_factory=LearnSettings)
 
     @classmethod
     def settings_customise_sources(

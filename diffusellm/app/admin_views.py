@@ -88,6 +88,8 @@ class JobDetail:
     error: str
     hint: str
     question: str
+    verdict: str
+    """What became of the pull request: "accepted (pull request #5 merged)", or "" while open."""
     result_json: str
     can_approve: bool
     can_cancel: bool
@@ -169,6 +171,11 @@ def _plan_yaml(report: dict[str, Any]) -> str:
     return yaml.safe_dump(plan, sort_keys=False, allow_unicode=True) if plan else ""
 
 
+def _verdict(result: dict[str, Any]) -> str:
+    verdict, source = _text(result.get("verdict")), _text(result.get("verdict_source"))
+    return f"{verdict} ({source})" if verdict and source else verdict
+
+
 def job_detail(job: Job, events: list[JobEvent], *, state_dir: Path) -> JobDetail:
     """The job page's view of `job` and its timeline."""
     result = job.result
@@ -185,6 +192,7 @@ def job_detail(job: Job, events: list[JobEvent], *, state_dir: Path) -> JobDetai
         branches=_local_branches(result), status=_text(result.get("status")),
         error=job.error or _text(result.get("error")), hint=_text(result.get("hint")),
         question=_text(report.get("question")),
+        verdict=_verdict(result),
         result_json=json.dumps(result, indent=2, sort_keys=True, default=str) if result else "",
         can_approve=job.state is JobState.WAITING_APPROVAL,
         can_cancel=job.state not in TERMINAL_STATES,

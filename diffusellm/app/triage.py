@@ -279,6 +279,19 @@ def on_review(ctx: TriageContext, event: WebhookEvent) -> None:
         _revise(ctx, forge, t, body, f"review-{review['id']}", event.delivery_id)
 
 
+def on_pr_closed(ctx: TriageContext, event: WebhookEvent) -> None:
+    """The bot's pull request was merged (accepted: training data) or closed unmerged (rejected)."""
+    pr = _obj(event.payload.get("pull_request"))
+    repo = str(_obj(event.payload.get("repository")).get("full_name", ""))
+    number = pr.get("number")
+    verdict = "accepted" if pr.get("merged") else "rejected"
+    source = f"pull request #{number} {'merged' if verdict == 'accepted' else 'closed without merging'}"
+    jobs = ctx.store.list_jobs(limit=100, repo_full_name=repo)
+    for job in (j for j in jobs if isinstance(number, int) and j.result.get("pr_number") == number):
+        if ctx.store.record_verdict(job.id, verdict, source):
+            log.info("triage.verdict", job=job.id, repo=repo, pr=number, verdict=verdict)
+
+
 def on_lifecycle(event: WebhookEvent) -> None:
     """ping, installation and installation_repositories: nothing to queue; logged for operators."""
     payload = event.payload
@@ -293,6 +306,7 @@ def register(events: EventRouter, ctx: TriageContext) -> EventRouter:
     events.add("issues.labeled", functools.partial(on_labeled, ctx))
     events.add("issue_comment.created", functools.partial(on_comment, ctx))
     events.add("pull_request_review.submitted", functools.partial(on_review, ctx))
+    events.add("pull_request.closed", functools.partial(on_pr_closed, ctx))
     for key in ("installation", "installation_repositories", "ping"):
         events.add(key, on_lifecycle)
     return events

@@ -140,6 +140,11 @@ class JobStore(Protocol):
         """Move a job waiting for plan approval back to queued."""
         ...
 
+    def record_verdict(self, job_id: str, verdict: str, source: str) -> bool:
+        """Note what became of a finished job's pull request (`accepted`: merged, `rejected`: closed
+        unmerged) in its result and timeline; False for an unknown or unfinished job."""
+        ...
+
     def get(self, job_id: str) -> Job | None:
         """One job."""
         ...

@@ -207,17 +207,26 @@ class SqlJobStore:
     def amend_waiting(self, job_id: str, changes: Mapping[str, Any], message: str) -> bool:
         """Merge `changes` into the result of a job waiting for approval (an edited spec, say)
         and note `message` in its timeline; False unless the job is waiting for approval."""
+        return self._merge_result(job_id, (JobState.WAITING_APPROVAL,), changes, "amended", message)
+
+    def record_verdict(self, job_id: str, verdict: str, source: str) -> bool:
+        """Note what became of a finished job's pull request in its result and timeline."""
+        changes = {"verdict": verdict, "verdict_source": source, "verdict_at": self._clock().isoformat()}
+        return self._merge_result(job_id, (JobState.SUCCEEDED,), changes, "verdict", f"{verdict}: {source}")
+
+    def _merge_result(self, job_id: str, states: tuple[JobState, ...], changes: Mapping[str, Any], kind: str,
+                      message: str) -> bool:
         now = self._clock()
-        waiting = (jobs.c.id == job_id, jobs.c.state == JobState.WAITING_APPROVAL.value)
+        where = (jobs.c.id == job_id, jobs.c.state.in_([s.value for s in states]))
         with self._engine.begin() as conn:
-            row = conn.execute(sa.select(jobs.c.result).where(*waiting).with_for_update()).first()
+            row = conn.execute(sa.select(jobs.c.result).where(*where).with_for_update()).first()
             if row is None:
                 return False
             merged: dict[str, Any] = {**(row[0] or {}), **changes}
-            done = conn.execute(sa.update(jobs).where(*waiting).values(result=merged, updated_at=now))
+            done = conn.execute(sa.update(jobs).where(*where).values(result=merged, updated_at=now))
             if done.rowcount != 1:
                 return False
-            lease.note(conn, job_id, now, "amended", message, {"keys": sorted(changes)})
+            lease.note(conn, job_id, now, kind, message, {"keys": sorted(changes)})
         return True
 
     def _transition(self, job_id: str, sources: tuple[str, ...], target: JobState, kind: str,

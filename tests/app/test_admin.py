@@ -284,6 +284,9 @@ def test_detail_shows_report_validation_patch_and_pr(client: TestClient, store: 
     assert "+def assist():" in page
     assert "tests/test_core.py::test_x" in page and "0 → 1" in page
     assert 'href="https://github.example/octo/demo/pull/12"' in page
+    assert "Verdict" not in page
+    assert store.record_verdict(job.id, "accepted", "pull request #12 merged")
+    assert "Verdict: <strong class=\"verdict\">accepted (pull request #12 merged)</strong>" in client.get(f"/admin/jobs/{job.id}").text
 
     other, _ = store.enqueue(new_job("s"))
     assert store.claim("w", 60) is not None

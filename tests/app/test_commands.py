@@ -111,6 +111,12 @@ class Bench:
         self._send("issue_comment", payload)
         return comment.id
 
+    def close_pr(self, number: int, merged: bool) -> None:
+        payload = _payload("pull_request", "closed.payload.json")
+        payload["pull_request"].update(number=number, merged=merged, body=BOT_PR)
+        payload["repository"]["full_name"] = REPO
+        self._send("pull_request", payload)
+
     def review(self, state: str, body: str, pr_body: str, author: str) -> None:
         payload = _payload("pull_request_review", "submitted.payload.json")
         payload["review"].update(state=state, body=body)
@@ -328,3 +334,27 @@ def test_installation_events_and_ping_queue_nothing(tmp_path: Path) -> None:
                         ("ping", "payload.json")):
         bench.router.dispatch(WebhookEvent(event, event, _payload(event, name)))
     assert bench.jobs() == [] and bench.forge.comments == {}
+
+
+def _finished_with_pr(bench: Bench, pr_number: int | None) -> str:
+    """Label issue 1 and let a worker finish its job, with a pull request when `pr_number` is given."""
+    bench.label("diffusellm", "maintainer")
+    job = bench.store.claim("w1", 60)
+    assert job is not None
+    result = {"pr_number": pr_number} if pr_number is not None else {}
+    bench.store.finish(job.id, "w1", JobState.SUCCEEDED, result=result)
+    return job.id
+
+
+@pytest.mark.parametrize(("merged", "verdict"), [(True, "accepted"), (False, "rejected")])
+def test_closing_the_bots_pr_records_the_verdict_on_its_job(merged: bool, verdict: str) -> None:
+    bench = Bench()
+    job_id = _finished_with_pr(bench, 5)
+    bench.close_pr(6, merged=True)  # someone else's pull request: no job of ours
+    assert "verdict" not in bench.store.jobs[job_id].result
+    bench.close_pr(5, merged=merged)
+    result = bench.store.jobs[job_id].result
+    assert result["verdict"] == verdict and result["pr_number"] == 5
+    assert result["verdict_source"].startswith("pull request #5 ")
+    assert [e.kind for e in bench.store.timeline if e.job_id == job_id][-1] == "verdict"
+    assert bench.forge.bot_comments(1) == []  # nothing is said on GitHub

@@ -92,6 +92,15 @@ class FakeJobStore:
             job.state = JobState.QUEUED
             return True
 
+    def record_verdict(self, job_id: str, verdict: str, source: str) -> bool:
+        with self._lock:
+            job = self.jobs.get(job_id)
+            if job is None or job.state != JobState.SUCCEEDED:
+                return False
+            job.result = {**job.result, "verdict": verdict, "verdict_source": source, "verdict_at": _now().isoformat()}
+        self.add_event(job_id, "verdict", f"{verdict}: {source}")
+        return True
+
     def get(self, job_id: str) -> Job | None:
         return self.jobs.get(job_id)
 

@@ -231,3 +231,15 @@ def test_store_survives_a_restart(store_url: str, clock: FakeClock) -> None:
     second = SqlJobStore(store_url, clock=clock)
     assert second.get(job.id) == job
     assert second.enqueue(new_job("a"))[1] is False
+
+
+def test_a_verdict_is_kept_in_a_finished_jobs_result_and_timeline(store: SqlJobStore) -> None:
+    job = store.enqueue(new_job("k-verdict"))[0]
+    assert not store.record_verdict(job.id, "accepted", "pull request #5 merged")  # not finished yet
+    taken = _take(store, "w1")
+    assert store.finish(taken.id, "w1", JobState.SUCCEEDED, result={"pr_number": 5, "branch": "b"})
+    assert store.record_verdict(job.id, "accepted", "pull request #5 merged")
+    result = stored(store, job.id).result
+    assert (result["verdict"], result["verdict_source"], result["pr_number"]) == ("accepted", "pull request #5 merged", 5)
+    assert store.events(job.id)[-1].kind == "verdict"
+    assert not store.record_verdict("no-such-job", "rejected", "x")

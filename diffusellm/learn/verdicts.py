@@ -1,0 +1,42 @@
+"""Phase 8, verdicts for local runs: a run's branch whose commit has been merged into the repository's
+branch is accepted; a person can also accept or reject a run by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from diffusellm.errors import InputError
+from diffusellm.learn.outcomes import Outcome, OutcomeStore
+from diffusellm.worker.workspace import run_git
+
+
+def _branch_name(repo: Path, into: str | None) -> str:
+    if into:
+        return into
+    head = run_git(["symbolic-ref", "--quiet", "--short", "HEAD"], repo, check=False)
+    return head.stdout.decode().strip() or "HEAD"
+
+
+def merged(repo: Path, commit: str, into: str) -> bool:
+    """Whether `commit` is reachable from `into` (it was merged, fast-forwarded or cherry-picked whole)."""
+    known = run_git(["cat-file", "-e", f"{commit}^{{commit}}"], repo, check=False)
+    if known.returncode != 0:
+        return False
+    return run_git(["merge-base", "--is-ancestor", commit, into], repo, check=False).returncode == 0
+
+
+def sync_local(store: OutcomeStore, repo: Path, into: str | None = None) -> list[Outcome]:
+    """Accept every pending run of `repo` whose commit is now part of `into` (default: the checked-out
+    branch); return the runs newly accepted."""
+    root = Path(run_git(["rev-parse", "--show-toplevel"], repo).stdout.decode().strip()).resolve()
+    target = _branch_name(root, into)
+    if run_git(["rev-parse", "--verify", "--quiet", f"{target}^{{commit}}"], root, check=False).returncode:
+        raise InputError(
+            f"{root} has no branch or commit {target!r} to look for merged runs in",
+            hint="pass the branch the changes are merged into with --into, e.g. --into main",
+        )
+    accepted: list[Outcome] = []
+    for outcome in store.outcomes(repo=str(root), verdict="pending"):
+        if outcome.commit and merged(root, outcome.commit, target):
+            accepted.append(store.set_verdict(outcome.job_id, "accepted", f"merged into {target}"))
+    return accepted
