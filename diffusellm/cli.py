@@ -371,6 +371,28 @@ def learn_export(
     _learn(json_out, config, overrides, lambda state: export(state, _repo_dir(repo), out))
 
 
+@learn_app.command("train")
+def learn_train(
+    repo: Annotated[Path | None, typer.Option("--repo", "-r", help="train on this repository's accepted runs")] = None,
+    data: Annotated[Path | None, typer.Option(help="or on a chat JSONL file (see `learn export`)")] = None,
+    out: Annotated[Path | None, typer.Option(help="adapter folder (default: <state>/learn/adapters/<time>)")] = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+    overrides: SetOpt = None,
+) -> None:
+    """Train a LoRA adapter for the `llm` model (settings: learn.lora) and print how to use it."""
+    from diffusellm.learn.commands import train
+
+    def work() -> dict[str, Any]:
+        return train(_settings(config, overrides), _repo_dir(repo) if repo else None, data, out)
+
+    result = _guard(json_out, work)
+    if json_out:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        Console(highlight=False).print_json(json.dumps(result))
+
+
 def _run_exit_code(result: dict[str, Any]) -> int:
     """0 only when the change succeeded; 2 when the bot needs input; 1 for every other stop."""
     status = result.get("status")

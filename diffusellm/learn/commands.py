@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from diffusellm.errors import InputError
-from diffusellm.learn.dataset import ChatExample, examples_for, write_jsonl
+from diffusellm.learn.dataset import ChatExample, examples_for, read_jsonl, write_jsonl
 from diffusellm.learn.outcomes import Outcome, OutcomeStore
 from diffusellm.learn.verdicts import sync_local
+from diffusellm.models.settings import TransformersLLM
 from diffusellm.worker.workspace import run_git
+
+if TYPE_CHECKING:
+    from diffusellm.config import Settings
 
 ADAPTERS = "adapters"
 
@@ -79,3 +84,35 @@ def export(state_dir: Path, repo: Path, out: Path) -> dict[str, Any]:
             hint="merge a diffusellm branch and run `diffusellm learn sync`, or `diffusellm learn accept JOB`",
         )
     return {"examples": write_jsonl(examples, out), "path": str(out)}
+
+
+def _adapter_dir(state_dir: Path) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return state_dir / "learn" / ADAPTERS / stamp
+
+
+def train(settings: Settings, repo: Path | None, data: Path | None, out: Path | None) -> dict[str, Any]:
+    """Train a LoRA adapter for the `llm` model on a JSONL file or on `repo`'s accepted runs."""
+    from diffusellm.learn.lora import train_lora
+
+    llm = settings.llm
+    if not isinstance(llm, TransformersLLM):
+        raise InputError(
+            "LoRA training needs the model in this process (llm.type: transformers), not an endpoint",
+            hint="train on the GPU worker with llm.type: transformers, then serve the merged model",
+        )
+    state = settings.state_path()
+    if data is None and repo is None:
+        raise InputError("nothing to train on", hint="pass --data FILE.jsonl or --repo PATH (its accepted runs)")
+    examples = read_jsonl(data) if data is not None else accepted_examples(state, repo or Path("."))
+    target = out or _adapter_dir(state)
+    result = train_lora(llm, state, examples, target, settings.learn.lora)
+    return {
+        "adapter": str(result.adapter_dir),
+        "examples": result.examples,
+        "steps": result.steps,
+        "first_loss": round(result.first_loss, 4),
+        "last_loss": round(result.last_loss, 4),
+        "seconds": round(result.seconds, 1),
+        "use_it": f"--set 'llm.adapters=[{result.adapter_dir}]' (or llm.adapters in config.yaml)",
+    }

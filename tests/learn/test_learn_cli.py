@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import git, make_repo
 
 FILES = {
@@ -53,6 +55,51 @@ def test_a_run_is_remembered_and_merging_its_branch_accepts_it(tmp_path: Path) -
     assert exported.returncode == 2
     assert "no accepted run" in exported.stderr and "diffusellm learn sync" in exported.stderr
     assert not (tmp_path / "train.jsonl").exists()
+
+
+EDIT_SPEC = """title: Strip before shouting
+operations:
+  - op: edit_function
+    target: pkg.text.shout
+    body: |
+      return text.strip().upper()
+"""
+
+
+@pytest.mark.slow
+def test_the_local_loop_from_a_merged_run_to_a_trained_adapter(tmp_path: Path) -> None:
+    """run → merge → learn sync → export → train (2 steps on the embedded model) → status lists it."""
+    repo = make_repo(tmp_path / "repo", FILES)
+    state = tmp_path / "state"
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(EDIT_SPEC, encoding="utf-8")
+    ran = cli(state, "run", str(spec), "--repo", str(repo), "--json")
+    assert ran.returncode == 0, ran.stderr
+    git(repo, "merge", "-q", "--no-ff", "-m", "Merge", json.loads(ran.stdout)["branch"])
+    assert cli(state, "learn", "sync", "--repo", str(repo)).returncode == 0
+
+    data = tmp_path / "train.jsonl"
+    exported = json.loads(cli(state, "learn", "export", str(data), "--repo", str(repo), "--json").stdout)
+    assert exported["examples"] == 1
+    turns = json.loads(data.read_text(encoding="utf-8"))["messages"]
+    assert turns[-1] == {"role": "assistant", "content": "    return text.strip().upper()\n"}
+
+    trained = cli(state, "learn", "train", "--repo", str(repo), "--json", "--set", "learn.lora.steps=2")
+    assert trained.returncode == 0, trained.stderr
+    result = json.loads(trained.stdout)
+    adapter = Path(result["adapter"])
+    assert (adapter / "adapter_config.json").is_file() and result["steps"] == 2 and result["examples"] == 1
+    assert adapter.parent == state / "learn" / "adapters"
+    listed = json.loads(cli(state, "learn", "status", "--json").stdout)["adapters"]
+    assert [a["adapter"] for a in listed] == [str(adapter)] and listed[0]["base_model"] == "embedded:smollm2-135m"
+
+
+def test_training_without_data_or_on_an_endpoint_model_is_refused(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    nothing = cli(state, "learn", "train")
+    assert nothing.returncode == 2 and "--data" in nothing.stderr
+    endpoint = cli(state, "learn", "train", "--set", "llm={type: openai, base_url: 'http://127.0.0.1:9', model: m}")
+    assert endpoint.returncode == 2 and "llm.type: transformers" in endpoint.stderr
 
 
 def test_verdicts_on_unknown_runs_and_branches_say_what_to_do(tmp_path: Path) -> None:
