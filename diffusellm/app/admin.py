@@ -6,15 +6,16 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import structlog
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from diffusellm.app.admin_auth import SESSION_COOKIE, AdminAuth
+from diffusellm.app.admin_auth import SESSION_COOKIE, AdminAuth, LoginThrottle
 from diffusellm.app.admin_graph import GraphQueryError, graph_path, query_graph
 from diffusellm.app.admin_pages import Pages, base_path, set_cookie, static_file, template_env
 from diffusellm.app.admin_views import EDITED_SPEC_KEY, job_detail, job_row
@@ -24,6 +25,8 @@ from diffusellm.config import Settings
 from diffusellm.errors import DiffuseLLMError, SpecError
 from diffusellm.jobs.model import JobCommand, JobState, JobStore, NewJob
 from diffusellm.worker.spec import load_spec_text
+
+log = structlog.get_logger(__name__)
 
 __all__ = ["AdminStore", "admin_router"]
 LIST_LIMIT = 200
@@ -52,6 +55,7 @@ class AdminApp:
     pages: Pages
     state_dir: Path
     local_repos: tuple[Path, ...]
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
 
     def _go(self, request: Request, path: str) -> RedirectResponse:
         return RedirectResponse(f"{base_path(request)}{path}", status_code=303)
@@ -74,8 +78,18 @@ class AdminApp:
             return fields
         auth = self.pages.auth
         assert auth is not None  # form() answered 503 otherwise
+        client = request.client.host if request.client else "unknown"
+        wait = self.throttle.wait_seconds(client)
+        if wait:
+            error = f"Too many wrong tokens from this address. Try again in {wait} seconds."
+            response = self.pages.render(request, "login.html", 429, error=error)
+            response.headers["Retry-After"] = str(wait)
+            return response
         if not auth.token_matches(fields.get("token", "")):
+            self.throttle.failed(client)
+            log.warning("admin.login_failed", client=client)
             return self.pages.render(request, "login.html", 401, error="That token is not right.")
+        self.throttle.succeeded(client)
         response = self._go(request, "/admin/jobs")
         set_cookie(response, request, SESSION_COOKIE, auth.new_session(), auth.session_seconds)
         return response

@@ -73,3 +73,42 @@ class AdminAuth:
         if not cookie or not submitted or not self.valid_csrf(cookie):
             return False
         return hmac.compare_digest(cookie.encode("utf-8"), submitted.encode("utf-8"))
+
+
+@dataclass
+class LoginThrottle:
+    """Wrong admin tokens per client address: after `max_failures` within `window_seconds`, further
+    tries from that address are refused until the oldest failure leaves the window (guessing the
+    token online becomes hopeless; a person who mistyped waits a minute)."""
+
+    max_failures: int = 5
+    window_seconds: float = 60.0
+    clock: Callable[[], float] = time.monotonic
+    _failures: dict[str, list[float]] = field(default_factory=dict[str, list[float]], repr=False)
+
+    def _recent(self, client: str) -> list[float]:
+        now = self.clock()
+        recent = [t for t in self._failures.get(client, []) if now - t < self.window_seconds]
+        if recent:
+            self._failures[client] = recent
+        else:
+            self._failures.pop(client, None)
+        return recent
+
+    def wait_seconds(self, client: str) -> int:
+        """0 when `client` may try a token now, else how many seconds until it may."""
+        recent = self._recent(client)
+        if len(recent) < self.max_failures:
+            return 0
+        return max(1, int(recent[-self.max_failures] + self.window_seconds - self.clock() + 0.999))
+
+    def failed(self, client: str) -> None:
+        """Count one wrong token from `client`."""
+        self._failures.setdefault(client, []).append(self.clock())
+        if len(self._failures) > 10_000:  # a flood of addresses: forget the quiet ones
+            for quiet in [c for c in self._failures if not self._recent(c)]:
+                self._failures.pop(quiet, None)
+
+    def succeeded(self, client: str) -> None:
+        """Forget `client`'s failures."""
+        self._failures.pop(client, None)

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from diffusellm.app.admin import admin_router
-from diffusellm.app.admin_auth import CSRF_COOKIE, SESSION_COOKIE, AdminAuth
+from diffusellm.app.admin_auth import CSRF_COOKIE, SESSION_COOKIE, AdminAuth, LoginThrottle
 from diffusellm.app.admin_graph import checkout_dir
 from diffusellm.app.main import build_app
 from diffusellm.app.metrics import Metrics
@@ -89,6 +89,32 @@ def _waiting(store: SqlJobStore, key: str = "w", body: str = SPEC, title: str = 
     assert store.finish(job.id, "worker-1", JobState.WAITING_APPROVAL,
                         result={"status": "planned", "plan_posted": True})
     return stored(store, job.id)
+
+
+def test_guessing_the_token_is_slowed_to_five_tries_a_minute_per_address(client: TestClient) -> None:
+    csrf = _csrf(client.get("/admin/login").text)
+    for _ in range(5):
+        assert client.post("/admin/login", data={"csrf_token": csrf, "token": "guess"}).status_code == 401
+    blocked = client.post("/admin/login", data={"csrf_token": csrf, "token": TOKEN})  # even the right one
+    assert blocked.status_code == 429 and "Too many wrong tokens" in blocked.text
+    assert 1 <= int(blocked.headers["retry-after"]) <= 60
+    assert SESSION_COOKIE not in blocked.cookies
+
+
+def test_the_throttle_forgets_failures_after_the_window_and_after_a_success() -> None:
+    now = [1000.0]
+    throttle = LoginThrottle(max_failures=2, window_seconds=60, clock=lambda: now[0])
+    throttle.failed("a")
+    throttle.failed("a")
+    assert throttle.wait_seconds("a") == 60 and throttle.wait_seconds("b") == 0
+    now[0] += 59.5
+    assert throttle.wait_seconds("a") == 1
+    now[0] += 1
+    assert throttle.wait_seconds("a") == 0
+    throttle.failed("a")
+    throttle.succeeded("a")
+    throttle.failed("a")
+    assert throttle.wait_seconds("a") == 0
 
 
 def test_without_an_admin_token_the_pages_are_disabled(store: SqlJobStore, settings: Settings, repo: Path) -> None:
