@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import inspect
 import os
 import threading
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -70,8 +72,13 @@ async def _call_hooks(hooks: Sequence[Hook]) -> None:
             await outcome
 
 
-async def _reap_forever(store: MonitoredJobStore, interval: float, counters: Metrics) -> None:
-    """Every `interval` seconds, re-queue (or bury) running jobs whose worker went silent."""
+PRUNE_EVERY_SECONDS = 3600.0
+
+
+async def _reap_forever(store: MonitoredJobStore, timing: StoreSettings, counters: Metrics) -> None:
+    """Every reap interval, re-queue (or bury) running jobs whose worker went silent; every hour,
+    forget webhook delivery ids older than `delivery_days`."""
+    pruned_at = -PRUNE_EVERY_SECONDS
     while True:
         try:
             reaped = await anyio.to_thread.run_sync(store.reap_expired)
@@ -81,7 +88,19 @@ async def _reap_forever(store: MonitoredJobStore, interval: float, counters: Met
             if reaped:
                 counters.reaped.inc(len(reaped))
                 log.warning("reaped jobs whose lease expired", job_ids=reaped)
-        await asyncio.sleep(interval)
+        if time.monotonic() - pruned_at >= PRUNE_EVERY_SECONDS:
+            pruned_at = time.monotonic()
+            await _prune(store, dt.timedelta(days=timing.delivery_days))
+        await asyncio.sleep(timing.reap_interval_seconds)
+
+
+async def _prune(store: MonitoredJobStore, older_than: dt.timedelta) -> None:
+    try:
+        forgotten = await anyio.to_thread.run_sync(store.prune_deliveries, older_than)
+    except Exception:  # next hour, then
+        log.exception("pruning webhook deliveries failed")
+    else:
+        log.info("pruned webhook deliveries", forgotten=forgotten, older_than_days=older_than.days)
 
 
 def _health_and_metrics(app: FastAPI, store: MonitoredJobStore, counters: Metrics) -> None:
@@ -124,7 +143,7 @@ def create_app(*, store: MonitoredJobStore, server: ServerSettings,
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncGenerator[None]:
         await _call_hooks(on_startup)
-        reaper = asyncio.create_task(_reap_forever(store, timing.reap_interval_seconds, seen))
+        reaper = asyncio.create_task(_reap_forever(store, timing, seen))
         worker = None
         if execute is not None and server.in_process_worker:
             worker = EmbeddedWorker(store, execute, timing, seen)

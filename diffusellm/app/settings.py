@@ -46,6 +46,8 @@ class StoreSettings(_Section):
     heartbeat_seconds: float = Field(default=20.0, gt=0)
     reap_interval_seconds: float = Field(default=15.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
+    delivery_days: float = Field(default=30.0, gt=0)
+    """Webhook delivery ids are kept this long to refuse replays (GitHub redelivers up to 3 days back)."""
     backoff_base_seconds: float = Field(default=30.0, ge=0)
     """A retry waits base × 2^(attempt-1) seconds before it may be claimed again."""
 

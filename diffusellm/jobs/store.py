@@ -54,6 +54,10 @@ class MonitoredJobStore(JobStore, Protocol):
         """Whether `worker_id` is running `job_id` right now."""
         ...
 
+    def prune_deliveries(self, older_than: dt.timedelta) -> int:
+        """Forget webhook delivery ids received longer ago than `older_than`; how many."""
+        ...
+
 
 class SqlJobStore:
     """JobStore on SQLAlchemy 2; every method is one transaction, safe across threads and hosts."""
@@ -98,6 +102,13 @@ class SqlJobStore:
                 raise
             return existing, False
         return _to_job(values), True
+
+    def prune_deliveries(self, older_than: dt.timedelta) -> int:
+        """Forget webhook delivery ids received longer ago than `older_than`; how many."""
+        cutoff = self._clock() - older_than
+        with self._engine.begin() as conn:
+            done = conn.execute(sa.delete(deliveries).where(deliveries.c.received_at < cutoff))
+        return int(done.rowcount or 0)
 
     def record_delivery(self, delivery_id: str) -> bool:
         """Remember a webhook delivery id; False when it was seen before (a replay)."""

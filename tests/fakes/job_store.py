@@ -92,6 +92,9 @@ class FakeJobStore:
             job.state = JobState.QUEUED
             return True
 
+    def prune_deliveries(self, older_than: dt.timedelta) -> int:
+        return 0  # the fake keeps delivery ids without times
+
     def record_verdict(self, job_id: str, verdict: str, source: str) -> bool:
         with self._lock:
             job = self.jobs.get(job_id)

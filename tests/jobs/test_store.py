@@ -243,3 +243,13 @@ def test_a_verdict_is_kept_in_a_finished_jobs_result_and_timeline(store: SqlJobS
     assert (result["verdict"], result["verdict_source"], result["pr_number"]) == ("accepted", "pull request #5 merged", 5)
     assert store.events(job.id)[-1].kind == "verdict"
     assert not store.record_verdict("no-such-job", "rejected", "x")
+
+
+def test_old_delivery_ids_are_pruned_and_recent_ones_still_refuse_replays(store: SqlJobStore, clock: FakeClock) -> None:
+    assert store.record_delivery("old")
+    clock.advance(31 * 24 * 3600)
+    assert store.record_delivery("recent")
+    assert store.prune_deliveries(dt.timedelta(days=30)) == 1
+    assert not store.record_delivery("recent"), "a recent delivery is still a replay"
+    assert store.record_delivery("old"), "a forgotten id is accepted again"
+    assert store.prune_deliveries(dt.timedelta(days=30)) == 0
