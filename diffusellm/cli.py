@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
@@ -220,8 +221,6 @@ def worker(
     config: ConfigOpt = None,
 ) -> None:
     """Run a GPU worker that pulls jobs from the app over HTTP(S); it needs no inbound port."""
-    import os
-
     from diffusellm.worker.remote import main as remote_main
 
     if config is not None:
@@ -321,14 +320,23 @@ def learn_status(json_out: JsonOpt = False, config: ConfigOpt = None, overrides:
 def learn_sync(
     repo: RepoOpt = Path("."),
     into: Annotated[str | None, typer.Option(help="branch merged into (default: the checked-out one)")] = None,
+    server: Annotated[
+        str | None, typer.Option(help="on a GitHub worker: take the verdicts the app recorded (its base URL)")
+    ] = None,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
     overrides: SetOpt = None,
 ) -> None:
-    """Accept the runs whose branches have been merged into the repository's branch."""
-    from diffusellm.learn.commands import sync
+    """Accept the runs whose branches were merged (local), or take the app's verdicts (--server)."""
+    from diffusellm.learn.commands import sync, sync_server
 
-    _learn(json_out, config, overrides, lambda state: sync(state, _repo_dir(repo), into))
+    def work(state: Path) -> list[dict[str, Any]]:
+        if server is not None:
+            token_env = _settings(config, overrides).server.worker_token_env
+            return sync_server(state, server, os.environ.get(token_env, ""))
+        return sync(state, _repo_dir(repo), into)
+
+    _learn(json_out, config, overrides, work)
 
 
 @learn_app.command("accept")
@@ -360,7 +368,7 @@ def learn_reject(
 @learn_app.command("export")
 def learn_export(
     out: Annotated[Path, typer.Argument(help="JSONL file to write")],
-    repo: RepoOpt = Path("."),
+    repo: Annotated[Path | None, typer.Option("--repo", "-r", help="only this repository's runs")] = None,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
     overrides: SetOpt = None,
@@ -368,12 +376,12 @@ def learn_export(
     """Write the accepted runs' generated functions as chat JSONL fine-tuning data."""
     from diffusellm.learn.commands import export
 
-    _learn(json_out, config, overrides, lambda state: export(state, _repo_dir(repo), out))
+    _learn(json_out, config, overrides, lambda state: export(state, _repo_dir(repo) if repo else None, out))
 
 
 @learn_app.command("train")
 def learn_train(
-    repo: Annotated[Path | None, typer.Option("--repo", "-r", help="train on this repository's accepted runs")] = None,
+    repo: Annotated[Path | None, typer.Option("--repo", "-r", help="only this repository's accepted runs")] = None,
     data: Annotated[Path | None, typer.Option(help="or on a chat JSONL file (see `learn export`)")] = None,
     out: Annotated[Path | None, typer.Option(help="adapter folder (default: <state>/learn/adapters/<time>)")] = None,
     json_out: JsonOpt = False,

@@ -20,6 +20,9 @@ from diffusellm.jobs.wire import (
     FinishRequest,
     FinishResponse,
     HeartbeatResponse,
+    Verdict,
+    VerdictsRequest,
+    VerdictsResponse,
     WorkerRef,
 )
 
@@ -111,5 +114,15 @@ def worker_router(store: MonitoredJobStore, config: WorkerApiConfig,
         state = job.state if job is not None else outcome.store_state()
         seen.finished.labels(state=state.value).inc()
         return FinishResponse(state=state)
+
+    @router.post("/verdicts")
+    def verdicts(body: VerdictsRequest) -> VerdictsResponse:
+        found: dict[str, Verdict] = {}
+        for job_id in dict.fromkeys(body.job_ids):
+            job = store.get(job_id)
+            result = job.result if job is not None else {}
+            if result.get("verdict") in ("accepted", "rejected"):
+                found[job_id] = Verdict(verdict=result["verdict"], source=str(result.get("verdict_source", "")))
+        return VerdictsResponse(verdicts=found)
 
     return router

@@ -30,6 +30,25 @@ class Outcome(_Body):
         return JobState(self.state)
 
 
+class VerdictsRequest(_Body):
+    """Ask what became of the pull requests of finished jobs (the learning loop's verdicts)."""
+
+    job_ids: list[str] = Field(max_length=500)
+
+
+class Verdict(_Body):
+    """A person's verdict on a job's change: merged (accepted) or closed unmerged (rejected)."""
+
+    verdict: Literal["accepted", "rejected"]
+    source: str
+
+
+class VerdictsResponse(_Body):
+    """Verdicts by job id; jobs without one (open pull request, unknown id) are left out."""
+
+    verdicts: dict[str, Verdict]
+
+
 class WorkerRef(_Body):
     """Identifies the worker calling; only the lease holder may touch a running job."""
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from diffusellm.errors import InputError
 from diffusellm.learn.dataset import ChatExample, examples_for, read_jsonl, write_jsonl
 from diffusellm.learn.outcomes import Outcome, OutcomeStore
-from diffusellm.learn.verdicts import sync_local
+from diffusellm.learn.verdicts import sync_forge, sync_local
 from diffusellm.models.settings import TransformersLLM
 from diffusellm.worker.workspace import run_git
 
@@ -61,27 +61,44 @@ def sync(state_dir: Path, repo: Path, into: str | None) -> list[dict[str, Any]]:
     return [outcome_json(o) for o in sync_local(OutcomeStore.in_state(state_dir), repo, into)]
 
 
+def sync_server(state_dir: Path, server: str, token: str) -> list[dict[str, Any]]:
+    """Take the verdicts the app recorded for this worker's GitHub runs; the runs decided now."""
+    from diffusellm.worker.remote import HttpSource
+
+    source = HttpSource(server, token, retry_max_seconds=5.0)
+    try:
+        decided = sync_forge(OutcomeStore.in_state(state_dir), source.verdicts)
+    except ConnectionError as exc:
+        raise InputError(str(exc), hint="check --server and that the app is running") from None
+    finally:
+        source.close()
+    return [outcome_json(o) for o in decided]
+
+
 def set_verdict(state_dir: Path, key: str, verdict: Literal["accepted", "rejected"]) -> dict[str, Any]:
     """Accept or reject a run by hand."""
     return outcome_json(OutcomeStore.in_state(state_dir).set_verdict(key, verdict, "manual"))
 
 
-def accepted_examples(state_dir: Path, repo: Path) -> list[ChatExample]:
-    """Training examples from every accepted run of `repo`."""
-    root = _repo_root(repo)
+def accepted_examples(state_dir: Path, repo: Path | None) -> list[ChatExample]:
+    """Training examples from every accepted run of `repo`, or of every repository (a GitHub run's
+    commits are read from the worker's checkout of its repository)."""
+    root = str(_repo_root(repo)) if repo is not None else None
     examples: list[ChatExample] = []
-    for outcome in OutcomeStore.in_state(state_dir).outcomes(repo=str(root), verdict="accepted"):
-        examples.extend(examples_for(outcome, root))
+    for outcome in OutcomeStore.in_state(state_dir).outcomes(repo=root, verdict="accepted"):
+        if Path(outcome.repo).is_dir():
+            examples.extend(examples_for(outcome, Path(outcome.repo)))
     return examples
 
 
-def export(state_dir: Path, repo: Path, out: Path) -> dict[str, Any]:
-    """Write the accepted runs' examples of `repo` as chat JSONL."""
+def export(state_dir: Path, repo: Path | None, out: Path) -> dict[str, Any]:
+    """Write the accepted runs' examples (of `repo`, or of all repositories) as chat JSONL."""
     examples = accepted_examples(state_dir, repo)
     if not examples:
         raise InputError(
-            f"no accepted run of {repo} has generated code to learn from",
-            hint="merge a diffusellm branch and run `diffusellm learn sync`, or `diffusellm learn accept JOB`",
+            f"no accepted run{f' of {repo}' if repo else ''} has generated code to learn from",
+            hint="merge a diffusellm branch and run `diffusellm learn sync` (--server URL on a GitHub worker), "
+            "or `diffusellm learn accept JOB`",
         )
     return {"examples": write_jsonl(examples, out), "path": str(out)}
 
@@ -102,9 +119,12 @@ def train(settings: Settings, repo: Path | None, data: Path | None, out: Path | 
             hint="train on the GPU worker with llm.type: transformers, then serve the merged model",
         )
     state = settings.state_path()
-    if data is None and repo is None:
-        raise InputError("nothing to train on", hint="pass --data FILE.jsonl or --repo PATH (its accepted runs)")
-    examples = read_jsonl(data) if data is not None else accepted_examples(state, repo or Path("."))
+    examples = read_jsonl(data) if data is not None else accepted_examples(state, repo)
+    if not examples:
+        raise InputError(
+            "nothing to train on: no accepted run has generated code" + (f" in {repo}" if repo else ""),
+            hint="accept runs first (`diffusellm learn sync` / `learn accept`), or pass --data FILE.jsonl",
+        )
     target = out or _adapter_dir(state)
     result = train_lora(llm, state, examples, target, settings.learn.lora)
     return {

@@ -36,12 +36,13 @@ CREATE TABLE IF NOT EXISTS outcomes (
     attempts INTEGER NOT NULL,
     verdict TEXT NOT NULL,
     verdict_source TEXT,
-    verdict_at TEXT
+    verdict_at TEXT,
+    forge_job TEXT
 )
 """
 _COLUMNS = (
     "job_id, repo, created_at, status, branch, commit_sha, base_commit, title, description, operations, "
-    "changed_files, attempts, verdict, verdict_source, verdict_at"
+    "changed_files, attempts, verdict, verdict_source, verdict_at, forge_job"
 )
 
 
@@ -65,6 +66,8 @@ class Outcome:
     verdict: Verdict
     verdict_source: str | None
     verdict_at: str | None
+    forge_job: str | None = None
+    """The app's job id when the run was a GitHub job (its verdict comes from the app)."""
 
     def generated(self) -> list[dict[str, Any]]:
         """The operations whose code a model wrote (edit_function, add_function, add_test)."""
@@ -118,15 +121,17 @@ class OutcomeStore:
         finally:
             conn.close()
 
-    def record(self, report: RunReport) -> Outcome:
-        """Remember a finished run; a run that left a branch waits for its verdict."""
+    def record(self, report: RunReport, *, forge_job: str | None = None, branch: str | None = None) -> Outcome:
+        """Remember a finished run; a run that left a branch waits for its verdict. A GitHub job passes
+        the app's job id and the branch it pushed (the run's own branch is local and deleted)."""
         spec = report.spec
+        branch = branch or report.branch
         values = (
             report.job_id,
             report.repo,
             _now(),
             report.status,
-            report.branch,
+            branch,
             report.commit,
             report.base_commit,
             spec.title if spec else "",
@@ -134,12 +139,13 @@ class OutcomeStore:
             json.dumps([_op_data(op) for op in _operations(report)]),
             json.dumps(report.changed_files),
             len(report.attempts),
-            "pending" if report.branch else "none",
+            "pending" if branch else "none",
             None,
             None,
+            forge_job,
         )
         with self._connect() as conn:
-            conn.execute(f"INSERT OR REPLACE INTO outcomes ({_COLUMNS}) VALUES ({','.join('?' * 15)})", values)
+            conn.execute(f"INSERT OR REPLACE INTO outcomes ({_COLUMNS}) VALUES ({','.join('?' * 16)})", values)
         return self.get(report.job_id)
 
     def get(self, key: str) -> Outcome:
@@ -180,6 +186,14 @@ class OutcomeStore:
             query, args = query + " AND verdict = ?", [*args, verdict]
         with self._connect() as conn:
             return [_row(r) for r in conn.execute(query + " ORDER BY created_at, job_id", args).fetchall()]
+
+    def pending_forge_jobs(self) -> dict[str, str]:
+        """App job id → outcome job id of the GitHub runs still waiting for a verdict."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT forge_job, job_id FROM outcomes WHERE verdict = 'pending' AND forge_job IS NOT NULL"
+            ).fetchall()
+        return {str(forge): str(job) for forge, job in rows}
 
     def counts(self) -> dict[str, int]:
         """How many runs have each verdict."""

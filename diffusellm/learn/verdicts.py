@@ -1,9 +1,11 @@
-"""Phase 8, verdicts for local runs: a run's branch whose commit has been merged into the repository's
-branch is accepted; a person can also accept or reject a run by hand."""
+"""Phase 8, verdicts: a local run whose commit has been merged into the repository's branch is accepted;
+a GitHub run takes the verdict the app recorded when its pull request was closed."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Literal
 
 from diffusellm.errors import InputError
 from diffusellm.learn.outcomes import Outcome, OutcomeStore
@@ -40,3 +42,20 @@ def sync_local(store: OutcomeStore, repo: Path, into: str | None = None) -> list
         if outcome.commit and merged(root, outcome.commit, target):
             accepted.append(store.set_verdict(outcome.job_id, "accepted", f"merged into {target}"))
     return accepted
+
+
+VerdictSource = Callable[[Sequence[str]], dict[str, tuple[str, str]]]
+"""Asks the app for (verdict, source) by app job id (`HttpSource.verdicts`)."""
+
+
+def sync_forge(store: OutcomeStore, ask: VerdictSource) -> list[Outcome]:
+    """Record the verdicts the app has for this worker's GitHub runs; return the runs decided now."""
+    pending = store.pending_forge_jobs()
+    if not pending:
+        return []
+    decided: list[Outcome] = []
+    for forge_job, (verdict, source) in ask(sorted(pending)).items():
+        if forge_job in pending and verdict in ("accepted", "rejected"):
+            final: Literal["accepted", "rejected"] = "accepted" if verdict == "accepted" else "rejected"
+            decided.append(store.set_verdict(pending[forge_job], final, source or f"app job {forge_job}"))
+    return decided

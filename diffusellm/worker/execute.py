@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from diffusellm.forge.base import Forge, ForgeError, PullRequest, job_marker, wo
 from diffusellm.forge.github import GitHubApp
 from diffusellm.forge.local import LocalForge
 from diffusellm.jobs.model import Job, JobCommand
+from diffusellm.learn.outcomes import OutcomeStore
 from diffusellm.worker.execute_report import (
     StatusBoard,
     changed_text_reply,
@@ -209,7 +211,18 @@ def _execute(run: _Run) -> dict[str, Any]:
         }
     report, checkout, remote = _make_change(run, config, spec)
     result = _publish(run, config, spec, report, checkout, remote)
+    _remember(run, report, remote)
     return {"status": "succeeded", "status_comment_id": _comment_id(run.board), **result}
+
+
+def _remember(run: _Run, report: RunReport, remote: str) -> None:
+    """Keep the run in this worker's outcome memory (the learning loop); never fails the job."""
+    if not run.settings.learn.record_outcomes:
+        return
+    try:
+        OutcomeStore.in_state(run.settings.state_path()).record(report, forge_job=run.job.id, branch=remote)
+    except (OSError, sqlite3.Error) as exc:
+        log.warning("learn.record_failed", job=run.job.id, error=str(exc))
 
 
 def _repo_config(run: _Run) -> RepoConfig:

@@ -24,6 +24,7 @@ from diffusellm.jobs.wire import (
     EventRequest,
     FinishRequest,
     Outcome,
+    VerdictsResponse,
     WorkerRef,
 )
 from diffusellm.log import configure_logging
@@ -93,6 +94,15 @@ class HttpSource:
         body = FinishRequest(worker_id=worker_id, outcome=outcome).model_dump(mode="json")
         return self._lease_call(f"{API}/jobs/{job_id}/finish", body, self._finish_patience,
                                 "finish")
+
+    def verdicts(self, job_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """(verdict, source) of each job whose pull request was merged or closed."""
+        response = self._post("/api/worker/verdicts", {"job_ids": list(job_ids)}, patience=30.0, stop=None)
+        if response is None:
+            raise ConnectionError(f"asking for verdicts: the app at {self._client.base_url} did not answer")
+        _check(response, "asking for verdicts")
+        answer = VerdictsResponse.model_validate_json(response.content)
+        return {job_id: (v.verdict, v.source) for job_id, v in answer.verdicts.items()}
 
     def _lease_call(self, path: str, body: dict[str, Any], patience: float, what: str) -> bool:
         response = self._post(path, body, patience=patience, stop=None)

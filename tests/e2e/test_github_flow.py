@@ -23,13 +23,15 @@ from diffusellm.forge.github_auth import TRIAGE_PERMISSIONS
 from diffusellm.jobs.model import Job, JobCommand, JobState
 from diffusellm.jobs.store import SqlJobStore
 from diffusellm.jobs.wire import Outcome
+from diffusellm.learn.outcomes import OutcomeStore
+from diffusellm.learn.verdicts import sync_forge
 from diffusellm.worker.execute import make_executor
 from diffusellm.worker.loop import StoreSource, run_one
 from diffusellm.worker.sandbox import BubblewrapSandbox, Limits, SandboxResult
 from tests.conftest import make_repo
 from tests.fakes.github_double import GitHubDouble, app_for, fast_settings, serve
 from tests.fakes.github_resources import IssueRec, RepoRec
-from tests.fakes.webhook_payloads import comment_created, delivery, labeled, review_submitted
+from tests.fakes.webhook_payloads import comment_created, delivery, labeled, pull_request_closed, review_submitted
 
 pytestmark = pytest.mark.slow
 
@@ -269,3 +271,33 @@ def test_plan_then_approve_runs_the_planned_text(
     assert again.id == job.id and outcome.state == "succeeded", outcome.error
     (pr,) = double.pulls(repo)
     assert f"Closes #{issue.number}" in pr.body
+
+
+@pytest.mark.parametrize(("merged", "verdict"), [(True, "accepted"), (False, "rejected")])
+def test_closing_the_pr_gives_the_workers_remembered_run_its_verdict(
+    world: tuple[GitHubDouble, RepoRec, IssueRec], tmp_path: Path, merged: bool, verdict: str,
+) -> None:
+    """The worker remembers the run (learning loop); the app records the verdict when the PR is closed;
+    the worker's `learn sync` takes it (here straight from the store, as the worker API would answer)."""
+    double, repo, issue = world
+    flow = Flow(double, repo, tmp_path)
+    flow.deliver("issues", labeled(double, repo, issue, "diffusellm", "maintainer"))
+    outcome, job = flow.work()
+    assert outcome.state == "succeeded", outcome.error
+    memory = OutcomeStore.in_state(tmp_path / "state")
+    (remembered,) = memory.outcomes()
+    assert (remembered.forge_job, remembered.branch, remembered.verdict) == (job.id, "diffusellm/issue-1", "pending")
+
+    (pull,) = double.pulls(repo)
+    flow.deliver("pull_request", pull_request_closed(double, repo, pull, merged=merged, sender="maintainer"))
+    stored = flow.store.get(job.id)
+    assert stored is not None and stored.result["verdict"] == verdict
+
+    def ask(job_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        found = (flow.store.get(j) for j in job_ids)
+        return {j.id: (j.result["verdict"], j.result["verdict_source"]) for j in found if j and "verdict" in j.result}
+
+    (decided,) = sync_forge(memory, ask)
+    assert (decided.job_id, decided.verdict) == (remembered.job_id, verdict)
+    assert decided.verdict_source == f"pull request #{pull.number} {'merged' if merged else 'closed without merging'}"
+    assert sync_forge(memory, ask) == []

@@ -79,6 +79,18 @@ def review_submitted(
     return payload
 
 
+def pull_request_closed(
+    double: GitHubDouble, repo: RepoRec, pull: IssueRec, *, merged: bool, sender: str
+) -> dict[str, Any]:
+    """pull_request.closed, from pull_request/closed.payload.json (merged or not)."""
+    payload = _common(double, example("pull_request", "closed.payload.json", double.url), repo, sender)
+    full = double.pull_json(repo, pull)
+    for key in ("number", "title", "body", "user", "url", "html_url", "id", "head", "base"):
+        payload["pull_request"][key] = full[key]
+    payload["pull_request"].update(state="closed", merged=merged)
+    return payload
+
+
 def sign(secret: str, body: bytes) -> dict[str, str]:
     """Both signature headers, as GitHub sends them."""
     return {

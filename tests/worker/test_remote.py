@@ -21,8 +21,11 @@ from diffusellm.errors import ConfigError
 from diffusellm.jobs.model import JobState
 from diffusellm.jobs.store import SqlJobStore
 from diffusellm.jobs.wire import Outcome
+from diffusellm.learn.outcomes import OutcomeStore
+from diffusellm.learn.verdicts import sync_forge
 from diffusellm.worker.loop import run_worker
 from diffusellm.worker.remote import HttpSource, load_executor
+from diffusellm.worker.runner import RunReport
 from tests.jobs.fakes import LOG_ENV, FakeExecutor
 from tests.jobs.support import AppServer, new_job, sqlite_store, stored, wait_until
 
@@ -160,6 +163,33 @@ def test_only_the_lease_holder_may_report(server: AppServer, store: SqlJobStore)
     assert holder.heartbeat(job.id, "holder")
     assert holder.finish(job.id, "holder", Outcome(state="succeeded", result={"by": "holder"}))
     assert stored(store, job.id).result == {"by": "holder"}
+
+
+def test_a_worker_takes_the_verdicts_the_app_recorded_over_http(
+    server: AppServer, store: SqlJobStore, tmp_path: Path
+) -> None:
+    job = store.enqueue(new_job("v"))[0]
+    open_pr = store.enqueue(new_job("o", repo="octo/other"))[0]
+    source = _source(server.url)
+    for taken_id in (job.id, open_pr.id):
+        taken = source.claim("w", threading.Event())
+        assert taken is not None and taken.id == taken_id
+        assert source.finish(taken.id, "w", Outcome(state="succeeded", result={"pr_number": 7}))
+    assert store.record_verdict(job.id, "accepted", "pull request #7 merged")
+    assert source.verdicts([job.id, open_pr.id, "unknown"]) == {job.id: ("accepted", "pull request #7 merged")}
+
+    memory = OutcomeStore.in_state(tmp_path / "worker-state")
+    base = {"repo": "/nowhere", "base_commit": "0" * 40, "status": "succeeded", "commit": "1" * 40,
+            "changed_files": [], "changelog": None, "validation": {}, "spec": None, "summary_path": "",
+            "patch_path": ""}
+    memory.record(RunReport.model_validate(base | {"job_id": "run-1", "branch": "b1"}), forge_job=job.id)
+    memory.record(RunReport.model_validate(base | {"job_id": "run-2", "branch": "b2"}), forge_job=open_pr.id)
+    decided = sync_forge(memory, source.verdicts)
+    assert [(o.job_id, o.verdict, o.verdict_source) for o in decided] == [("run-1", "accepted", "pull request #7 merged")]
+    assert memory.get("run-2").verdict == "pending"
+    wrong = _source(server.url, token="nope")
+    with pytest.raises(ConfigError, match="refused the worker's token"):
+        wrong.verdicts([job.id])
 
 
 def test_worker_started_before_the_app_waits_for_it(store: SqlJobStore,
