@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from diffusellm.app.admin_auth import SESSION_COOKIE, AdminAuth, LoginThrottle
 from diffusellm.app.admin_graph import GraphQueryError, graph_path, query_graph
+from diffusellm.app.admin_learn import SCANNED_JOBS, learn_view
 from diffusellm.app.admin_pages import Pages, base_path, set_cookie, static_file, template_env
 from diffusellm.app.admin_views import EDITED_SPEC_KEY, job_detail, job_row
 from diffusellm.app.freeze import freeze
@@ -112,6 +113,14 @@ class AdminApp:
                                                            state=_state_filter(state))]
         return self.pages.render(request, "jobs.html", rows=rows, state=state,
                                  states=[s.value for s in JobState])
+
+    def learn(self, request: Request) -> Response:
+        """The learning loop: pull-request verdicts, remembered runs, trained adapters."""
+        refused = self.pages.guard(request)
+        if refused is not None:
+            return refused
+        view = learn_view(self.store, self.state_dir)
+        return self.pages.render(request, "learn.html", v=view, scanned=SCANNED_JOBS)
 
     def job_rows(self, request: Request, state: str = "") -> Response:
         """The job list's table body alone (what the htmx refresh swaps in)."""
@@ -242,6 +251,7 @@ def _routes(router: APIRouter, app: AdminApp) -> None:
     router.add_api_route("/admin/jobs/{job_id}/approve", app.approve, methods=["POST"], **html)
     router.add_api_route("/admin/jobs/{job_id}/cancel", app.cancel, methods=["POST"], **html)
     router.add_api_route("/admin/jobs/{job_id}/spec", app.edit_spec, methods=["POST"], **html)
+    router.add_api_route("/admin/learn", app.learn, methods=["GET"], **html)
     router.add_api_route("/admin/submit", app.submit_page, methods=["GET"], **html)
     router.add_api_route("/admin/submit", app.submit, methods=["POST"], **html)
     router.add_api_route("/admin/static/{name}", app.static, methods=["GET"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -18,7 +19,9 @@ from diffusellm.app.settings import ServerSettings
 from diffusellm.config import Settings, load_settings
 from diffusellm.jobs.model import Job, JobCommand, JobState
 from diffusellm.jobs.store import SqlJobStore
+from diffusellm.learn.outcomes import OutcomeStore
 from diffusellm.worker import execute
+from diffusellm.worker.runner import RunReport
 from tests.conftest import make_repo
 from tests.jobs.conftest import pg_admin_url, pg_url, store_url  # noqa: F401  (SQLite and PostgreSQL)
 from tests.jobs.support import new_job, sqlite_store, stored
@@ -367,3 +370,34 @@ def test_build_app_mounts_the_admin_pages(tmp_path: Path, repo: Path) -> None:
         assert client.get("/admin/submit").status_code == 200
         assert client.post("/admin/logout", data={"csrf_token": csrf}).status_code == 303
         assert client.get("/admin/jobs").status_code == 303
+
+
+def test_the_learning_page_shows_verdicts_remembered_runs_and_adapters(
+    client: TestClient, store: SqlJobStore, settings: Settings, repo: Path
+) -> None:
+    assert client.get("/admin/learn").status_code == 303  # behind the login
+    for key, pr in (("merged", 3), ("open", 4), ("no-pr", None)):
+        job, _ = store.enqueue(new_job(key))
+        assert store.claim("w", 60) is not None
+        store.finish(job.id, "w", JobState.SUCCEEDED, result={"pr_number": pr} if pr else {"status": "succeeded"})
+        if key == "merged":
+            store.record_verdict(job.id, "accepted", "pull request #3 merged")
+    state = settings.state_path()
+    report = {"job_id": "run-9", "repo": str(repo), "base_commit": "0" * 40, "status": "succeeded", "branch": "b",
+              "commit": "1" * 40, "changed_files": [], "changelog": None, "validation": {},
+              "spec": {"title": "Make <b>bold</b> names", "operations": [
+                  {"op": "rename_symbol", "target": "pkg.core.helper", "new_name": "assist"}]},
+              "summary_path": "", "patch_path": ""}
+    OutcomeStore.in_state(state).record(RunReport.model_validate(report))
+    adapter = state / "learn" / "adapters" / "20261126-080000"
+    adapter.mkdir(parents=True)
+    (adapter / "training.json").write_text(json.dumps(
+        {"date": "2026-11-26T08:00:00+00:00", "base_model": "embedded:smollm2-135m", "examples": 4, "steps": 60,
+         "first_loss": 2.5, "last_loss": 0.75, "seconds": 31.2}))
+    _login(client)
+    page = client.get("/admin/learn").text
+    assert re.search(r"<td>1</td><td>0</td><td>1</td>", page), "accepted 1, rejected 0, open 1"
+    assert "pending: 1" in page and "<code>run-9</code>" in page
+    assert "Make &lt;b&gt;bold&lt;/b&gt; names" in page, "titles are escaped"
+    assert "2.500 → 0.750" in page and "embedded:smollm2-135m" in page and str(adapter) in page
+    assert 'href="/admin/learn"' in page
