@@ -28,14 +28,19 @@ def cli(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_a_run_is_remembered_and_merging_its_branch_accepts_it(tmp_path: Path) -> None:
+def run_spec(tmp_path: Path, spec_text: str) -> tuple[Path, Path, str]:
+    """A fresh repository with `spec_text` run on it through the CLI: (repo, state, branch)."""
     repo = make_repo(tmp_path / "repo", FILES)
     state = tmp_path / "state"
     spec = tmp_path / "spec.yaml"
-    spec.write_text(SPEC, encoding="utf-8")
+    spec.write_text(spec_text, encoding="utf-8")
     ran = cli(state, "run", str(spec), "--repo", str(repo), "--json")
     assert ran.returncode == 0, ran.stderr
-    branch = json.loads(ran.stdout)["branch"]
+    return repo, state, json.loads(ran.stdout)["branch"]
+
+
+def test_a_run_is_remembered_and_merging_its_branch_accepts_it(tmp_path: Path) -> None:
+    repo, state, branch = run_spec(tmp_path, SPEC)
 
     before = json.loads(cli(state, "learn", "status", "--json").stdout)
     assert before["counts"] == {"pending": 1}
@@ -69,13 +74,8 @@ operations:
 @pytest.mark.slow
 def test_the_local_loop_from_a_merged_run_to_a_trained_adapter(tmp_path: Path) -> None:
     """run → merge → learn sync → export → train (2 steps on the embedded model) → status lists it."""
-    repo = make_repo(tmp_path / "repo", FILES)
-    state = tmp_path / "state"
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(EDIT_SPEC, encoding="utf-8")
-    ran = cli(state, "run", str(spec), "--repo", str(repo), "--json")
-    assert ran.returncode == 0, ran.stderr
-    git(repo, "merge", "-q", "--no-ff", "-m", "Merge", json.loads(ran.stdout)["branch"])
+    repo, state, branch = run_spec(tmp_path, EDIT_SPEC)
+    git(repo, "merge", "-q", "--no-ff", "-m", "Merge", branch)
     assert cli(state, "learn", "sync", "--repo", str(repo)).returncode == 0
 
     data = tmp_path / "train.jsonl"
