@@ -401,6 +401,17 @@ def learn_train(
         Console(highlight=False).print_json(json.dumps(result))
 
 
+@learn_app.command("train-core")
+def learn_train_core(json_out: JsonOpt = False, config: ConfigOpt = None, overrides: SetOpt = None) -> None:
+    """Fit the predictor that picks the diffusion model or the LLM per job, from remembered runs."""
+    from diffusellm.learn.commands import train_core
+
+    def work(state: Path) -> dict[str, Any]:
+        return train_core(state, _settings(config, overrides).learn.core_min_examples)
+
+    _learn(json_out, config, overrides, work)
+
+
 def _run_exit_code(result: dict[str, Any]) -> int:
     """0 only when the change succeeded; 2 when the bot needs input; 1 for every other stop."""
     status = result.get("status")

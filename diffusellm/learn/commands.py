@@ -136,3 +136,23 @@ def train(settings: Settings, repo: Path | None, data: Path | None, out: Path | 
         "seconds": round(result.seconds, 1),
         "use_it": f"--set 'llm.adapters=[{result.adapter_dir}]' (or llm.adapters in config.yaml)",
     }
+
+
+def train_core(state_dir: Path, min_examples: int) -> dict[str, Any]:
+    """Fit the core predictor on every remembered run and save it where runs look for it."""
+    from diffusellm.learn.core_predictor import PREDICTOR_FILE, train_core_predictor
+
+    predictor = train_core_predictor(OutcomeStore.in_state(state_dir).outcomes(), min_examples=min_examples)
+    if not any(predictor.examples.values()):
+        raise InputError(
+            "no remembered run generated code, so there is nothing to learn which core works better",
+            hint="run free-text issues or specs with `instruction` first; runs are remembered automatically",
+        )
+    path = state_dir / "learn" / PREDICTOR_FILE
+    predictor.save(path)
+    return {
+        "predictor": str(path),
+        "runs": predictor.examples,
+        "validated": predictor.successes,
+        "deciding": [c for c, n in predictor.examples.items() if n >= predictor.min_examples],
+    }

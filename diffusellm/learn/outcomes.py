@@ -37,12 +37,13 @@ CREATE TABLE IF NOT EXISTS outcomes (
     verdict TEXT NOT NULL,
     verdict_source TEXT,
     verdict_at TEXT,
-    forge_job TEXT
+    forge_job TEXT,
+    core TEXT
 )
 """
 _COLUMNS = (
     "job_id, repo, created_at, status, branch, commit_sha, base_commit, title, description, operations, "
-    "changed_files, attempts, verdict, verdict_source, verdict_at, forge_job"
+    "changed_files, attempts, verdict, verdict_source, verdict_at, forge_job, core"
 )
 
 
@@ -68,6 +69,8 @@ class Outcome:
     verdict_at: str | None
     forge_job: str | None = None
     """The app's job id when the run was a GitHub job (its verdict comes from the app)."""
+    core: str | None = None
+    """The model core that wrote the generated code (`diffusion` or `llm`), if any."""
 
     def generated(self) -> list[dict[str, Any]]:
         """The operations whose code a model wrote (edit_function, add_function, add_test)."""
@@ -143,9 +146,10 @@ class OutcomeStore:
             None,
             None,
             forge_job,
+            report.core,
         )
         with self._connect() as conn:
-            conn.execute(f"INSERT OR REPLACE INTO outcomes ({_COLUMNS}) VALUES ({','.join('?' * 16)})", values)
+            conn.execute(f"INSERT OR REPLACE INTO outcomes ({_COLUMNS}) VALUES ({','.join('?' * 17)})", values)
         return self.get(report.job_id)
 
     def get(self, key: str) -> Outcome:

@@ -34,3 +34,8 @@ class LearnSettings(BaseModel):
     record_outcomes: bool = True
     """Remember every run in `<state>/learn/outcomes.sqlite` so accepted ones can become training data."""
     lora: LoraSettings = Field(default_factory=LoraSettings)
+    core_selection: bool = True
+    """With a diffusion model configured and a core predictor trained (`diffusellm learn train-core`),
+    let it choose per job between the diffusion model and the LLM; off: the diffusion model always fills."""
+    core_min_examples: int = Field(default=8, ge=1)
+    """Runs a core needs before its predicted success counts; until then that core is tried."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Literal
 
 from diffusellm.errors import OperationError
 from diffusellm.models.base import TextGenerator
@@ -75,6 +76,7 @@ def _localiser(job: JobContext, models: Models) -> Localiser:
 def generate(job: JobContext, prep: Prepared, planned: Planned, models: Models) -> RunReport:
     """Phase 5: generate, validate and repair over the plans; finish with the last version tried."""
     assert models.llm is not None and planned.spec is not None
+    core = choose_core(models, planned.plans[0])
     job.phase("generating code")
     with tempfile.TemporaryDirectory(prefix="diffusellm-draft-") as tmp:
         pristine = export_checkout(job.wt.repo, job.wt.base_commit, Path(tmp) / "base")
@@ -84,7 +86,7 @@ def generate(job: JobContext, prep: Prepared, planned: Planned, models: Models) 
             llm=models.llm,
             trial=_trial(job, prep, planned.spec),
             profile=prep.profile,
-            denoiser=models.denoiser,
+            denoiser=models.denoiser if core == "diffusion" else None,
             limits=models.generation.limits,
             nearby=planned.loc.context,
         )
@@ -111,7 +113,18 @@ def generate(job: JobContext, prep: Prepared, planned: Planned, models: Models) 
         attempts=result.attempts,
         stopped_because=result.stopped_because,
         notes=explain(result),
+        core=core,
     )
+
+
+def choose_core(models: Models, plan: Plan) -> Literal["diffusion", "llm"]:
+    """The diffusion model when one is loaded (or the learned chooser prefers it), else the LLM."""
+    if models.denoiser is None:
+        return "llm"
+    if models.core_chooser is None:
+        return "diffusion"
+    operations = [op.model_dump(mode="json") for op in plan.operations]
+    return "llm" if models.core_chooser(operations, ("diffusion", "llm")) == "llm" else "diffusion"
 
 
 def _trial(job: JobContext, prep: Prepared, spec: Spec) -> Callable[[Sequence[Operation]], TrialResult]:

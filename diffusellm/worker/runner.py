@@ -6,10 +6,10 @@ import datetime as dt
 import hashlib
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 from pydantic import BaseModel, ConfigDict
@@ -85,6 +85,12 @@ class RunReport(BaseModel):
     attempts: list[Attempt] = []
     stopped_because: str | None = None
     question: str | None = None
+    core: Literal["diffusion", "llm"] | None = None
+    """The model core that filled the generated code; None when nothing was generated."""
+
+
+CoreChooser = Callable[[Sequence[Mapping[str, Any]], Sequence[str]], str]
+"""(the plan's operations as JSON data, the cores available) → the core to use."""
 
 
 @dataclass
@@ -99,6 +105,9 @@ class Models:
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     localiser: Localiser | None = None
     """How an issue is localised; from `generation.localise` when None."""
+    core_chooser: CoreChooser | None = None
+    """Picks the diffusion model or the LLM per job (the learned core predictor); with a denoiser and
+    no chooser, the denoiser fills."""
 
 
 @dataclass(frozen=True)

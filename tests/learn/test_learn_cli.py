@@ -100,6 +100,8 @@ def test_training_without_data_or_on_an_endpoint_model_is_refused(tmp_path: Path
     assert nothing.returncode == 2 and "--data" in nothing.stderr
     endpoint = cli(state, "learn", "train", "--set", "llm={type: openai, base_url: 'http://127.0.0.1:9', model: m}")
     assert endpoint.returncode == 2 and "llm.type: transformers" in endpoint.stderr
+    core = cli(state, "learn", "train-core")
+    assert core.returncode == 2 and "nothing to learn which core works better" in core.stderr
 
 
 def test_verdicts_on_unknown_runs_and_branches_say_what_to_do(tmp_path: Path) -> None:

@@ -183,6 +183,7 @@ def test_free_text_issue_tries_the_next_plan_when_the_best_fails(tmp_path: Path,
     assert [(a.plan_index, a.validation) for a in report.attempts] == [(0, "pytest: 2 new failure(s)"), (1, "passed")]
     assert report.spec is not None and report.spec.title == "Strip spaces before shouting"
     assert report.plan is not None and report.plan.origin == "model"
+    assert report.core == "llm"  # no diffusion model configured: the LLM filled the code
     op = report.plan.operations[0]
     assert isinstance(op, EditFunction) and op.source is not None and "text.strip().upper()" in op.source
     assert report.branch and "return text.strip().upper()" in git(repo, "show", f"{report.branch}:pkg/text.py")
