@@ -180,33 +180,9 @@ def run_job(
 
 def _lazy_models(settings: Settings) -> Any:
     """The configured models, each loaded only if the run turns out to need it."""
-    from diffusellm.models.diffusion import load_denoiser
-    from diffusellm.models.lazy import LazyTextGenerator
-    from diffusellm.models.llm import load_llm
-    from diffusellm.worker.runner import Models
+    from diffusellm.worker.models_setup import configured_models
 
-    state = settings.state_path()
-    llm = LazyTextGenerator(lambda: load_llm(settings.llm, state))
-    scorer_settings = settings.scorer
-    scorer = LazyTextGenerator(lambda: load_llm(scorer_settings, state)) if scorer_settings else None
-    denoiser = load_denoiser(settings.diffusion)
-    return Models(
-        llm=llm,
-        scorer=scorer,
-        denoiser=denoiser,
-        generation=settings.generation,
-        core_chooser=_core_chooser(settings) if denoiser is not None else None,
-    )
-
-
-def _core_chooser(settings: Settings) -> Any:
-    """The trained core predictor's `choose`, when core selection is on and one was trained."""
-    from diffusellm.learn.core_predictor import PREDICTOR_FILE, CorePredictor
-
-    path = settings.state_path() / "learn" / PREDICTOR_FILE
-    if not settings.learn.core_selection or not path.is_file():
-        return None
-    return CorePredictor.load(path).choose
+    return configured_models(settings)
 
 
 def print_run(console: Console, data: dict[str, Any]) -> None:

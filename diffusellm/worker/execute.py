@@ -28,6 +28,7 @@ from diffusellm.worker.execute_report import (
     failure_text,
     plan_section,
     pr_body,
+    question_text,
     spec_request_text,
 )
 from diffusellm.worker.loop import NEXT_STATE_KEY, Execute, ProgressSink, RetryableError
@@ -38,7 +39,7 @@ from diffusellm.worker.repo_config import (
     parse_repo_config,
     path_violations,
 )
-from diffusellm.worker.runner import RunReport, run_spec
+from diffusellm.worker.runner import Models, RunReport, run_issue, run_spec
 from diffusellm.worker.sandbox import Sandbox
 from diffusellm.worker.sandbox_setup import sandbox_from_settings
 from diffusellm.worker.spec import Spec, load_spec_text
@@ -84,6 +85,8 @@ class _Run:
     board: StatusBoard
     key: str
     number: int
+    models: Models | None = None
+    """Models for free-text issues; None: only ```yaml specs are run."""
 
     def step(self, name: str) -> None:
         """Start a step: stop if the job is no longer ours, else report and tick the checklist."""
@@ -103,6 +106,7 @@ def execute_job(
     settings: Settings,
     sandbox: Sandbox,
     options: GitHubSettings | None = None,
+    models: Models | None = None,
 ) -> dict[str, Any]:
     """Run one claimed job end to end; the result for the store, with `status` succeeded or
     planned (then also `next_state: waiting_approval`).
@@ -116,7 +120,7 @@ def execute_job(
     key = work_key(req.issue_number, req.pr_number)
     opts = options or GitHubSettings()
     board = StatusBoard(forge=forge, number=number, key=key, title=req.title or key)
-    run = _Run(job, forge, settings, sandbox, opts, progress, board, key, number)
+    run = _Run(job, forge, settings, sandbox, opts, progress, board, key, number, models)
     log.info("execute.start", job=job.id, repo=req.repo_full_name, key=key)
     try:
         board.attach()
@@ -140,7 +144,12 @@ def execute_job(
 
 
 def make_executor(
-    *, forges: ForgeFactory, settings: Settings, sandbox: Sandbox, options: GitHubSettings | None = None
+    *,
+    forges: ForgeFactory,
+    settings: Settings,
+    sandbox: Sandbox,
+    options: GitHubSettings | None = None,
+    models: Models | None = None,
 ) -> Execute:
     """The job loop's `Execute`: a forge per job, GitHub's for `owner/name` (through `forges`),
     LocalForge for `local:/path` (whose comments and PR are recorded under `result["local"]`)."""
@@ -149,9 +158,13 @@ def make_executor(
         name = job.request.repo_full_name
         if not name.startswith("local:"):
             forge = forges(name, job.request.installation_id)
-            return execute_job(job, progress, forge=forge, settings=settings, sandbox=sandbox, options=options)
+            return execute_job(
+                job, progress, forge=forge, settings=settings, sandbox=sandbox, options=options, models=models
+            )
         local = LocalForge(Path(name.removeprefix("local:")), request=job.request)
-        result = execute_job(job, progress, forge=local, settings=settings, sandbox=sandbox, options=options)
+        result = execute_job(
+            job, progress, forge=local, settings=settings, sandbox=sandbox, options=options, models=models
+        )
         return {**result, "local": local.result()}
 
     return execute
@@ -198,6 +211,8 @@ def _execute(run: _Run) -> dict[str, Any]:
         _check_text(run)
     run.step("spec")
     spec = _spec(run)
+    if spec is None:
+        return _from_free_text(run, config)
     run.board.note("spec", f"{len(spec.operations)} operation(s)")
     if run.job.command == JobCommand.PLAN and not run.job.result.get(PLAN_POSTED):
         run.board.finish(
@@ -211,6 +226,26 @@ def _execute(run: _Run) -> dict[str, Any]:
         }
     report, checkout, remote = _make_change(run, config, spec)
     result = _publish(run, config, spec, report, checkout, remote)
+    _remember(run, report, remote)
+    return {"status": "succeeded", "status_comment_id": _comment_id(run.board), **result}
+
+
+def _from_free_text(run: _Run, config: RepoConfig) -> dict[str, Any]:
+    """An issue without a ```yaml block: the model reads it (normalise, plan, generate) on the checkout."""
+    assert run.models is not None
+    run.board.note("spec", "free text, read by the model")
+    checkout, pr = _checkout(run)
+    settings = effective_settings(run.settings, config)
+    report = run_issue(
+        settings, run.job.request.body, checkout, sandbox=run.sandbox, phase=run.step, models=run.models,
+        source=f"#{run.number}",
+    )
+    if report.status == "needs_clarification" and report.question:
+        reply = question_text(report.question, run.options.command)
+        raise StopJobError("needs_input", reply, reason="needs_clarification", report=report.model_dump(mode="json"))
+    remote = _accepted(run, config, report, pr)
+    assert report.spec is not None
+    result = _publish(run, config, report.spec, report, checkout, remote)
     _remember(run, report, remote)
     return {"status": "succeeded", "status_comment_id": _comment_id(run.board), **result}
 
@@ -260,7 +295,8 @@ def _check_text(run: _Run) -> None:
     run.board.note("request", "text unchanged since it was triggered")
 
 
-def _spec(run: _Run) -> Spec:
+def _spec(run: _Run) -> Spec | None:
+    """The ```yaml spec of the request; None for free text a model can read (a RUN with models)."""
     req = run.job.request
     text = req.instructions if run.job.command == JobCommand.REVISE else req.body
     edited = run.job.result.get("edited_spec")
@@ -268,7 +304,10 @@ def _spec(run: _Run) -> Spec:
     if isinstance(edited, str) and edited.strip():  # approved after an edit on the admin page
         text, source = f"```yaml\n{edited}\n```", "the spec edited on the admin page"
     if not _YAML_FENCE.search(text.replace("\r\n", "\n")):
-        raise StopJobError("needs_input", spec_request_text(req.title, run.options.command), reason="no_spec")
+        if run.models is not None and run.job.command == JobCommand.RUN and text.strip():
+            return None
+        reply = spec_request_text(req.title, run.options.command, free_text=run.models is not None)
+        raise StopJobError("needs_input", reply, reason="no_spec")
     try:
         return load_spec_text(text, source=source)
     except SpecError as exc:
@@ -289,7 +328,8 @@ def _checkout_dir(settings: Settings, repo: str) -> Path:
     return settings.state_path() / "forges" / safe / "checkout"
 
 
-def _make_change(run: _Run, config: RepoConfig, spec: Spec) -> tuple[RunReport, Path, str]:
+def _checkout(run: _Run) -> tuple[Path, PullRequest | None]:
+    """The worker's checkout of the repository, fetched and at the base (the PR's head for a revision)."""
     run.step("checkout")
     pr = None
     if run.job.command == JobCommand.REVISE and run.job.request.pr_number is not None:
@@ -297,19 +337,33 @@ def _make_change(run: _Run, config: RepoConfig, spec: Spec) -> tuple[RunReport, 
     checkout = _checkout_dir(run.settings, run.forge.repo_full_name)
     sha = run.forge.sync_checkout(checkout, pr.head_branch if pr else None)
     run.board.note("checkout", f"`{sha[:12]}`")
+    return checkout, pr
 
+
+def _make_change(run: _Run, config: RepoConfig, spec: Spec) -> tuple[RunReport, Path, str]:
+    checkout, pr = _checkout(run)
     report = run_spec(effective_settings(run.settings, config), spec, checkout, sandbox=run.sandbox, phase=run.step)
+    return report, checkout, _accepted(run, config, report, pr)
+
+
+def _why_not(report: RunReport) -> str:
+    if report.validation.checks:
+        return "validation found new failures against the base commit:\n\n" + check_output(report.validation).summary
+    return f"no version of the generated code could be validated: {report.stopped_because or report.status}"
+
+
+def _accepted(run: _Run, config: RepoConfig, report: RunReport, pr: PullRequest | None) -> str:
+    """The remote branch for a change that validated and stays inside the allowed paths; else stop."""
     if report.status != "succeeded" or report.branch is None or report.commit is None:
         raise StopJobError(
             "failed",
             failure_text(
                 attempted="make the change and validate it",
-                reason="validation found new "
-                "failures against the base commit:\n\n" + check_output(report.validation).summary,
-                hint="fix the spec or the code it targets",
+                reason=_why_not(report),
+                hint="fix the spec or the code it targets, or write the change as a ```yaml spec (docs/SPEC.md)",
                 command=run.options.command,
             ),
-            error="validation_failed",
+            error=report.status,
             report=report.model_dump(mode="json"),
         )
     blocked = path_violations(config, report.changed_files)
@@ -324,8 +378,7 @@ def _make_change(run: _Run, config: RepoConfig, spec: Spec) -> tuple[RunReport, 
             ),
             error="blocked_paths",
         )
-    remote = pr.head_branch if pr else f"{run.settings.commit.branch_prefix}{run.key}"
-    return report, checkout, remote
+    return pr.head_branch if pr else f"{run.settings.commit.branch_prefix}{run.key}"
 
 
 def _publish(
@@ -386,8 +439,14 @@ def build_executor() -> Execute:
     forges: ForgeFactory = _no_github
     if secrets.app_id:
         forges = GitHubApp.from_secrets(options, secrets).forge
+    from diffusellm.worker.models_setup import configured_models
+
     return make_executor(
-        forges=forges, settings=settings, sandbox=sandbox_from_settings(settings, environ), options=options
+        forges=forges,
+        settings=settings,
+        sandbox=sandbox_from_settings(settings, environ),
+        options=options,
+        models=configured_models(settings),
     )
 
 

@@ -130,11 +130,16 @@ def failure_text(*, attempted: str, reason: str, hint: str, command: str) -> str
     return "\n".join(parts)
 
 
-def spec_request_text(title: str, command: str) -> str:
-    """The reply to an issue without a YAML spec block: a concrete block to paste."""
+def spec_request_text(title: str, command: str, *, free_text: bool = False) -> str:
+    """The reply to a request without a YAML spec block: a concrete block to paste."""
+    why = (
+        f"plans are shown for written specs only (for the free text, comment `{command} run`)"
+        if free_text
+        else "this worker has no language model to read free text"
+    )
     return "\n".join([
-        "**Waiting for a spec.** This issue has no ```` ```yaml ```` block, and free-text issues "
-        "are not supported yet. Add a block like this to the issue (edit it to your names), then "
+        f"**Waiting for a spec.** This has no ```` ```yaml ```` block, and {why}. "
+        "Add a block like this (edit it to your names), then "
         f"comment `{command} run`:",
         "",
         "```yaml",
@@ -155,3 +160,11 @@ def changed_text_reply(command: str) -> str:
     return ("**Not started: the issue changed** after this job was triggered (its title, body or "
             "a maintainer's comment was edited). I only act on text a maintainer approved. "
             f"Re-apply the label or comment `{command} run` to run on the current text.")
+
+
+def question_text(question: str, command: str) -> str:
+    """The reply when the issue does not say enough: the model's concrete question."""
+    return (
+        f"**I need to know more before changing anything.** {question}\n\n"
+        f"Edit the issue (or add a ```` ```yaml ```` spec block, see docs/SPEC.md), then comment `{command} run`."
+    )

@@ -27,10 +27,13 @@ from diffusellm.learn.outcomes import OutcomeStore
 from diffusellm.learn.verdicts import sync_forge
 from diffusellm.worker.execute import make_executor
 from diffusellm.worker.loop import StoreSource, run_one
+from diffusellm.worker.plan_settings import GenerationSettings, PlanOptions
+from diffusellm.worker.runner import Models
 from diffusellm.worker.sandbox import BubblewrapSandbox, Limits, SandboxResult
 from tests.conftest import make_repo
 from tests.fakes.github_double import GitHubDouble, app_for, fast_settings, serve
 from tests.fakes.github_resources import IssueRec, RepoRec
+from tests.fakes.scripted_llm import ScriptedLLM
 from tests.fakes.webhook_payloads import comment_created, delivery, labeled, pull_request_closed, review_submitted
 
 pytestmark = pytest.mark.slow
@@ -76,7 +79,7 @@ class RecordingSandbox:
 class Flow:
     """The app (webhooks + triage) and one worker (the job loop), sharing a SQLite job store."""
 
-    def __init__(self, double: GitHubDouble, repo: RepoRec, tmp_path: Path) -> None:
+    def __init__(self, double: GitHubDouble, repo: RepoRec, tmp_path: Path, models: Models | None = None) -> None:
         self.double, self.repo = double, repo
         self.store = SqlJobStore(f"sqlite:///{tmp_path / 'jobs.sqlite'}")
         self.options: GitHubSettings = fast_settings(double)
@@ -90,7 +93,7 @@ class Flow:
         self.sandbox = RecordingSandbox()
         self.execute = make_executor(forges=app_for(double, self.options).forge,
                                      settings=Settings(state_dir=tmp_path / "state"),
-                                     sandbox=self.sandbox, options=self.options)
+                                     sandbox=self.sandbox, options=self.options, models=models)
 
     def deliver(self, event: str, payload: dict[str, Any]) -> None:
         body, headers = delivery(event, payload, SECRET)
@@ -301,3 +304,42 @@ def test_closing_the_pr_gives_the_workers_remembered_run_its_verdict(
     assert (decided.job_id, decided.verdict) == (remembered.job_id, verdict)
     assert decided.verdict_source == f"pull request #{pull.number} {'merged' if merged else 'closed without merging'}"
     assert sync_forge(memory, ask) == []
+
+
+def _free_text_models(llm: ScriptedLLM) -> Models:
+    """A worker that reads free text with a scripted model (a test fake) and asks it for no extra plans."""
+    generation = GenerationSettings(localise="overlap", plan=PlanOptions(candidates=0))
+    return Models(llm=llm, generation=generation)
+
+
+def test_a_free_text_issue_becomes_a_pull_request_on_a_worker_with_a_model(
+    world: tuple[GitHubDouble, RepoRec, IssueRec], tmp_path: Path,
+) -> None:
+    double, repo, _ = world
+    body = "`square_area` reads badly next to our other names. Please rename `square_area` to `area_of_square`."
+    issue = double.add_issue(repo, "Rename square_area", body, "reporter")
+    llm = ScriptedLLM()
+    flow = Flow(double, repo, tmp_path, models=_free_text_models(llm))
+    flow.deliver("issues", labeled(double, repo, issue, "diffusellm", "maintainer"))
+    outcome, job = flow.work()
+    assert (outcome.state, job.state) == ("succeeded", JobState.SUCCEEDED), outcome.error
+    assert "def area_of_square(" in flow.show("diffusellm/issue-2", "src/shapes/area.py")
+    (pr,) = double.pulls(repo)
+    assert pr.pull is not None and "Rename `shapes.area.square_area` to `area_of_square`" in pr.body
+    assert {c.kind for c in llm.calls} <= {"score"}, "a plainly stated rename is read without generating"
+    assert "free text, read by the model" in flow.bot_comments(issue.number)[0]
+
+
+def test_a_vague_free_text_issue_gets_the_models_question(
+    world: tuple[GitHubDouble, RepoRec, IssueRec], tmp_path: Path,
+) -> None:
+    double, repo, _ = world
+    issue = double.add_issue(repo, "Make names nicer", "Please tidy the names up.", "reporter")
+    flow = Flow(double, repo, tmp_path, models=_free_text_models(ScriptedLLM()))
+    flow.deliver("issues", labeled(double, repo, issue, "diffusellm", "maintainer"))
+    outcome, job = flow.work()
+    assert job.state == JobState.FAILED and "needs_clarification" in (outcome.error or "")
+    (status,) = flow.bot_comments(issue.number)
+    assert "I need to know more" in status and "I could not tell which change this issue asks for" in status
+    assert "`shapes.area." in status, "the question names the likeliest code"
+    assert double.branches(repo) == ["main"] and double.pulls(repo) == []
