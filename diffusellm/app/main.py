@@ -22,6 +22,7 @@ from diffusellm.forge.github import GitHubApp
 from diffusellm.forge.github_auth import TRIAGE_PERMISSIONS
 from diffusellm.jobs.store import SqlJobStore
 from diffusellm.worker.execute import ForgeFactory, make_executor
+from diffusellm.worker.models_setup import configured_models
 from diffusellm.worker.sandbox_setup import sandbox_from_settings
 
 
@@ -63,6 +64,7 @@ def build_app(
             settings=settings,
             sandbox=sandbox_from_settings(settings, env),
             options=settings.github,
+            models=configured_models(settings),
         )
 
     def replay_inbox() -> None:
