@@ -267,7 +267,9 @@ def models_check(json_out: JsonOpt = False, config: ConfigOpt = None, overrides:
 
     def work() -> list[dict[str, Any]]:
         settings = _settings(config, overrides)
-        models = {"llm": settings.llm, **({"scorer": settings.scorer} if settings.scorer else {})}
+        models = {"llm": settings.llm}
+        models |= {"scorer": settings.scorer} if settings.scorer else {}
+        models |= {"normaliser": settings.normaliser} if settings.normaliser else {}
         return check_models(models, settings.state_path())
 
     rows = _guard(json_out, work)

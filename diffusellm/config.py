@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=TransformersLLM)
     scorer: LLMSettings | None = None
     """The model that ranks plan candidates; null means the `llm` model."""
+    normaliser: LLMSettings | None = None
+    """The model that reads free-text issues into specs (causal or seq2seq); null means the `llm` model."""
     diffusion: DiffusionSettings = Field(default_factory=DiffusionSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     learn: LearnSettings = Field(default_factory=LearnSettings)

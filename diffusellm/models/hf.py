@@ -1,6 +1,9 @@
-"""LLM core, transformers backend: a `TextGenerator` running a causal LM in this process.
+"""LLM core, transformers backend: a `TextGenerator` running a causal or encoder-decoder (seq2seq) LM
+in this process.
 
-Free text, grammar-constrained JSON and log-likelihood scores; nothing is ever downloaded.
+Free text, grammar-constrained JSON and log-likelihood scores; nothing is ever downloaded. A seq2seq
+model reads the prompt with its encoder and writes the reply with its decoder; without a chat template
+its messages are joined as plain text.
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ class HFTextGenerator:
     def __init__(
         self, model: Any, tokenizer: Any, settings: TransformersLLM, report: LoadReport
     ) -> None:
-        """`model`: a transformers causal LM; `tokenizer`: its tokenizer, with a chat template."""
-        if not tokenizer.chat_template:
+        """`model`: a transformers causal or seq2seq LM; `tokenizer`: its tokenizer (a causal model's
+        with a chat template)."""
+        self.encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
+        if not tokenizer.chat_template and not self.encoder_decoder:
             raise ModelError(
                 f"the tokenizer of {settings.model} has no chat template",
                 hint="use an instruct (chat) model",
@@ -75,7 +80,10 @@ class HFTextGenerator:
         return len(_ids(self.tokenizer(text, add_special_tokens=False)["input_ids"]))
 
     def prompt_text(self, messages: Sequence[ChatMessage]) -> str:
-        """`messages` rendered by the model's chat template, ending where the reply starts."""
+        """`messages` rendered by the model's chat template, ending where the reply starts (a seq2seq
+        model without a template: the messages' contents, one paragraph each)."""
+        if self.encoder_decoder and not self.tokenizer.chat_template:
+            return "\n\n".join(m["content"].strip() for m in messages)
         rendered = self.tokenizer.apply_chat_template(
             [dict(m) for m in messages], add_generation_prompt=True, tokenize=False
         )
@@ -144,13 +152,34 @@ class HFTextGenerator:
 
     def score(self, messages: Sequence[ChatMessage], continuation: str) -> float:
         """Sum of log P(token) over the tokens of `continuation` as the reply to `messages`."""
+        if self.encoder_decoder:
+            return self._decoder_score(self.prompt_text(messages), continuation)
         prompt = self.prompt_text(messages)
         tokens = self.text_logprobs(prompt + continuation, from_char=len(prompt))
         return sum_logprobs(tokens)
 
+    def _decoder_score(self, prompt: str, continuation: str) -> float:
+        """log P(continuation | prompt) of a seq2seq model: the encoder reads the prompt, the decoder
+        is scored on the continuation's tokens (teacher forcing, one forward pass)."""
+        source = _ids(self.tokenizer(prompt, add_special_tokens=True)["input_ids"])
+        target = _ids(self.tokenizer(continuation, add_special_tokens=False)["input_ids"])
+        self._check_context(len(source), len(target))
+        if not target:
+            return 0.0
+        with self._lock, torch.inference_mode():
+            labels = torch.tensor([target], device=self.device)
+            logits = self.model(input_ids=torch.tensor([source], device=self.device), labels=labels).logits[0]
+            logprobs = torch.log_softmax(logits.float(), dim=-1)
+        return float(sum(float(logprobs[i, t]) for i, t in enumerate(target)))
+
     def text_logprobs(self, text: str, *, from_char: int = 0) -> list[TokenLogprob]:
         """Tokens of raw `text` (no template) with their log-probabilities, from the token that
-        covers character `from_char` on; one forward pass."""
+        covers character `from_char` on; one forward pass (causal models only)."""
+        if self.encoder_decoder:
+            raise ModelError(
+                f"{self.settings.model} is an encoder-decoder model: raw text has no single likelihood",
+                hint="serve a causal model for /v1/completions scoring; score() works for both",
+            )
         enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         ids = _ids(enc["input_ids"])
         offsets = [(int(a), int(b)) for a, b in enc["offset_mapping"]]
@@ -212,7 +241,7 @@ class HFTextGenerator:
     ) -> list[list[int]]:
         """The new token ids of each row of one `generate` call (`rows` copies of the prompt)."""
         prompt = _ids(
-            self.tokenizer(self.prompt_text(messages), add_special_tokens=False)["input_ids"]
+            self.tokenizer(self.prompt_text(messages), add_special_tokens=self.encoder_decoder)["input_ids"]
         )
         self._check_context(len(prompt), max_new_tokens)
         config = self._generation_config(max_new_tokens, temperature, stop)
@@ -230,7 +259,8 @@ class HFTextGenerator:
                 logits_processor=LogitsProcessorList([processor] if processor else []),
                 **extra,
             )
-        return [_ids(row) for row in out[:, len(prompt) :]]
+        # A causal model returns prompt + reply; a seq2seq one the decoder's start token + reply.
+        return [_ids(row) for row in out[:, 1 if self.encoder_decoder else len(prompt) :]]
 
     def _generation_config(
         self, max_new_tokens: int, temperature: float, stop: Sequence[str]

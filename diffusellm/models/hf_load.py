@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    BitsAndBytesConfig,
+)
 
 from diffusellm.models.base import ModelError
 from diffusellm.models.settings import TransformersLLM
@@ -164,7 +170,9 @@ def load_weights(
         kwargs.update(quantization_config=quant, device_map=str(device))
     try:
         tokenizer = _pretrained(AutoTokenizer, folder, trust_remote_code=trust)
-        model = _pretrained(AutoModelForCausalLM, folder, **kwargs)
+        config = _pretrained(AutoConfig, folder, trust_remote_code=trust)
+        auto = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
+        model = _pretrained(auto, folder, **kwargs)
     except (OSError, ValueError, ImportError) as exc:
         raise ModelError(
             f"cannot load the model in {folder}: {exc}", hint=_load_hint(settings)

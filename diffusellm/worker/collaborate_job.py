@@ -54,6 +54,7 @@ def issue_job(job: JobContext, text: str, llm: TextGenerator, models: Models, so
         settings=gen,
         localiser=_localiser(job, models),
         source=source,
+        normaliser=models.normaliser,
     )
     if planned.question is not None:
         body = f"## Question\n\n{planned.question.question}\n\n_Why:_ {planned.question.reason}\n"

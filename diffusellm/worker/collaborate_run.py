@@ -67,12 +67,13 @@ def plan_issue(
     settings: GenerationSettings,
     localiser: Localiser,
     source: str = "issue",
+    normaliser: TextGenerator | None = None,
 ) -> Planned:
-    """Localise, normalise (or take the YAML spec), then plan: the ranked plans or a question."""
+    """Localise, normalise (with `normaliser`, else the LLM), then plan: the ranked plans or a question."""
     loc = localiser(root, graph_db, text, settings.context_tokens)
     result = normalise_issue(
         text,
-        llm=llm,
+        llm=normaliser or llm,
         loc=loc,
         profile=profile,
         source=source,

@@ -17,10 +17,13 @@ def configured_models(settings: Settings) -> Models:
     llm = LazyTextGenerator(lambda: load_llm(settings.llm, state))
     scorer_settings = settings.scorer
     scorer = LazyTextGenerator(lambda: load_llm(scorer_settings, state)) if scorer_settings else None
+    reader = settings.normaliser
+    normaliser = LazyTextGenerator(lambda: load_llm(reader, state)) if reader else None
     denoiser = load_denoiser(settings.diffusion)
     return Models(
         llm=llm,
         scorer=scorer,
+        normaliser=normaliser,
         denoiser=denoiser,
         generation=settings.generation,
         core_chooser=core_chooser(settings) if denoiser is not None else None,

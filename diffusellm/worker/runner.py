@@ -100,6 +100,8 @@ class Models:
     llm: TextGenerator | None = None
     scorer: TextGenerator | None = None
     """Ranks plans; the LLM itself when None."""
+    normaliser: TextGenerator | None = None
+    """Reads free-text issues into specs; the LLM itself when None."""
     denoiser: Denoiser | None = None
     """Fills scaffold holes; the LLM does (through `LLMFiller`) when None."""
     generation: GenerationSettings = field(default_factory=GenerationSettings)

@@ -211,3 +211,14 @@ def test_free_text_without_a_model_is_refused_with_a_hint(tmp_path: Path, repo: 
     with pytest.raises(SpecError, match="no ```yaml spec block, and no language model") as info:
         run_issue(settings, ISSUE, repo, sandbox=BubblewrapSandbox())
     assert "docs/SPEC.md" in info.value.hint
+
+
+def test_a_separate_normaliser_model_reads_the_issue(tmp_path: Path, repo: Path) -> None:
+    settings = load_settings(None, [f"state_dir={tmp_path / 'state'}"])
+    reader, llm = ScriptedLLM(name="reader"), ScriptedLLM(name="writer")
+    generation = GenerationSettings(plan=PlanOptions(candidates=0))
+    models = Models(llm=llm, normaliser=reader, localiser=overlap_localiser, generation=generation)
+    report = run_issue(settings, "Everything is confusing, please improve it.", repo, sandbox=BubblewrapSandbox(), models=models)
+    assert report.status == "needs_clarification" and report.question
+    assert reader.of_kind("score"), "the normaliser model weighed the readings"
+    assert llm.calls == [], "the code-writing model was not asked to read the issue"
