@@ -153,11 +153,15 @@ def rank_options(
     """Score every change kind on each of its likeliest targets, best first."""
     cues = cued_kinds(words)
     kind_model = model_preference(llm, words.text, KIND_QUESTION, list(KINDS.values()))
-    per_kind = {op: compatible(op, loc)[:TOP_TARGETS] for op in KINDS}
+    # A new function is only written when the wording asks for one: a vague issue that happens to
+    # name a module must not become a made-up function in it.
+    kinds = [op for op in KINDS if op != "add_function" or op in cues]
+    per_kind = {op: compatible(op, loc)[:TOP_TARGETS] for op in kinds}
     targets = list(dict.fromkeys(s for found in per_kind.values() for s in found))
     target_model = model_preference(llm, words.text, TARGET_QUESTION, [_target_answer(s) for s in targets])
     options: list[Option] = []
-    for op, phrase in KINDS.items():
+    for op in kinds:
+        phrase = KINDS[op]
         kind_score = CUE * (op in cues) + KIND_PRIOR.get(op, 0.0) + model_weight * kind_model[phrase]
         kind_reasons = (f"the wording asks to {phrase.lower().rstrip('.')}",) if op in cues else ()
         for rank, symbol in enumerate(per_kind[op]):

@@ -166,3 +166,12 @@ def test_an_option_that_cannot_apply_gives_way_to_the_next() -> None:
     spec = _normalise("Remove the unused argument of today, please.")
     assert not isinstance(spec, NeedsClarification)
     assert spec.operations[0].op != "remove_parameter" or spec.operations[0].target != "board.helpers.today"
+
+
+def test_a_new_function_is_only_written_when_the_issue_asks_for_one() -> None:
+    vague = _normalise("Everything in the helpers is confusing.")  # names the module in plain words
+    assert isinstance(vague, NeedsClarification)
+    asked = _normalise("Please add a new helper function `is_blank` to helpers that tells whether a title is empty.")
+    assert not isinstance(asked, NeedsClarification)
+    op = asked.operations[0]
+    assert (op.op, op.target) == ("add_function", "board.helpers.is_blank")
