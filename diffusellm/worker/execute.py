@@ -342,7 +342,8 @@ def _checkout(run: _Run) -> tuple[Path, PullRequest | None]:
 
 def _make_change(run: _Run, config: RepoConfig, spec: Spec) -> tuple[RunReport, Path, str]:
     checkout, pr = _checkout(run)
-    report = run_spec(effective_settings(run.settings, config), spec, checkout, sandbox=run.sandbox, phase=run.step)
+    settings = effective_settings(run.settings, config)
+    report = run_spec(settings, spec, checkout, sandbox=run.sandbox, phase=run.step, models=run.models)
     return report, checkout, _accepted(run, config, report, pr)
 
 

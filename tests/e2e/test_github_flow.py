@@ -343,3 +343,22 @@ def test_a_vague_free_text_issue_gets_the_models_question(
     assert "I need to know more" in status and "I could not tell which change this issue asks for" in status
     assert "`shapes.area." in status, "the question names the likeliest code"
     assert double.branches(repo) == ["main"] and double.pulls(repo) == []
+
+
+def test_a_spec_whose_code_the_model_writes_runs_on_a_worker_with_a_model(
+    world: tuple[GitHubDouble, RepoRec, IssueRec], tmp_path: Path,
+) -> None:
+    double, repo, _ = world
+    body = (
+        "```yaml\ntitle: Square area as a power\noperations:\n  - op: edit_function\n"
+        "    target: shapes.area.square_area\n    instruction: compute the area as side ** 2\n```\n"
+    )
+    issue = double.add_issue(repo, "Square area as a power", body, "reporter")
+    llm = ScriptedLLM(replies=["return side ** 2"])
+    flow = Flow(double, repo, tmp_path, models=_free_text_models(llm))
+    flow.deliver("issues", labeled(double, repo, issue, "diffusellm", "maintainer"))
+    outcome, job = flow.work()
+    assert (outcome.state, job.state) == ("succeeded", JobState.SUCCEEDED), outcome.error
+    area = flow.show("diffusellm/issue-2", "src/shapes/area.py")
+    assert 'def square_area(side: float) -> float:\n    """Area of a square."""\n    return side**2\n' in area  # formatted by ruff like the rest
+    assert "compute the area as side ** 2" in llm.of_kind("generate")[0].prompt
