@@ -40,7 +40,9 @@ from diffusellm.worker.spec import Operation, Spec
 from diffusellm.worker.workspace import Worktree, changed_files, export_checkout, run_git
 
 
-def issue_job(job: JobContext, text: str, llm: TextGenerator, models: Models, source: str) -> RunReport:
+def issue_job(
+    job: JobContext, text: str, llm: TextGenerator, models: Models, source: str, plan_only: bool = False
+) -> RunReport:
     prep = prepare(job)
     job.phase("reading the issue and planning")
     gen = models.generation
@@ -60,7 +62,7 @@ def issue_job(job: JobContext, text: str, llm: TextGenerator, models: Models, so
         body = f"## Question\n\n{planned.question.question}\n\n_Why:_ {planned.question.reason}\n"
         return early_report(job, None, "needs_clarification", body, question=planned.question.question)
     best = planned.plans[0]
-    if gen.stop_for_approval and best.requires_approval:
+    if plan_only or (gen.stop_for_approval and best.requires_approval):
         body = f"## Plan waiting for approval\n\n{best.rationale}\n\n- " + "\n- ".join(best.approval_reasons)
         return early_report(job, planned.spec, "needs_approval", body + "\n", plan=best)
     return generate(job, prep, planned, models)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+import yaml
 
 from diffusellm.app.freeze import still_matches, trusted_comments
 from diffusellm.app.github_settings import GitHubSettings, secrets_from_env
@@ -49,6 +50,8 @@ log = structlog.get_logger(__name__)
 ForgeFactory = Callable[[str, "int | None"], Forge]
 CHECK_NAME = "diffusellm"
 _YAML_FENCE = re.compile(r"^```ya?ml[ \t]*$", re.MULTILINE)
+EDITED_SPEC = "edited_spec"
+"""The spec to run after approval: edited on the admin page, or read from free text when planning."""
 PLAN_POSTED = "plan_posted"
 """Set in a PLAN job's result; the job comes back after `approve` and then makes the change."""
 
@@ -215,19 +218,40 @@ def _execute(run: _Run) -> dict[str, Any]:
         return _from_free_text(run, config)
     run.board.note("spec", f"{len(spec.operations)} operation(s)")
     if run.job.command == JobCommand.PLAN and not run.job.result.get(PLAN_POSTED):
-        run.board.finish(
-            f"{plan_section(spec)}\n\nComment `{run.options.command} approve` to make this change.", completed=True
-        )
-        return {
-            "status": "planned",
-            PLAN_POSTED: True,
-            NEXT_STATE_KEY: "waiting_approval",
-            "status_comment_id": _comment_id(run.board),
-        }
+        return _post_plan(run, spec)
     report, checkout, remote = _make_change(run, config, spec)
     result = _publish(run, config, spec, report, checkout, remote)
     _remember(run, report, remote)
     return {"status": "succeeded", "status_comment_id": _comment_id(run.board), **result}
+
+
+def _post_plan(run: _Run, spec: Spec, *, keep: bool = False) -> dict[str, Any]:
+    """Show the plan and wait for `approve`; a plan read from free text is kept as the job's spec, so
+    the approved run makes exactly what was shown."""
+    run.board.finish(
+        f"{plan_section(spec)}\n\nComment `{run.options.command} approve` to make this change.", completed=True
+    )
+    result: dict[str, Any] = {
+        "status": "planned",
+        PLAN_POSTED: True,
+        NEXT_STATE_KEY: "waiting_approval",
+        "status_comment_id": _comment_id(run.board),
+    }
+    return result | ({EDITED_SPEC: spec_yaml(spec)} if keep else {})
+
+
+def planned_spec(report: RunReport) -> Spec:
+    """The spec of a plan-only run, with the operations of the plan it would try first."""
+    assert report.spec is not None
+    if report.plan is None:
+        return report.spec
+    return report.spec.model_copy(update={"operations": list(report.plan.operations)})
+
+
+def spec_yaml(spec: Spec) -> str:
+    """A spec as the YAML a person could have written (and the admin page edits)."""
+    data = spec.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
 def _from_free_text(run: _Run, config: RepoConfig) -> dict[str, Any]:
@@ -236,13 +260,16 @@ def _from_free_text(run: _Run, config: RepoConfig) -> dict[str, Any]:
     run.board.note("spec", "free text, read by the model")
     checkout, pr = _checkout(run)
     settings = effective_settings(run.settings, config)
+    planning = run.job.command == JobCommand.PLAN
     report = run_issue(
         settings, run.job.request.body, checkout, sandbox=run.sandbox, phase=run.step, models=run.models,
-        source=f"#{run.number}",
+        source=f"#{run.number}", plan_only=planning,
     )
     if report.status == "needs_clarification" and report.question:
         reply = question_text(report.question, run.options.command)
         raise StopJobError("needs_input", reply, reason="needs_clarification", report=report.model_dump(mode="json"))
+    if planning and report.status == "needs_approval" and report.spec is not None:
+        return _post_plan(run, planned_spec(report), keep=True)
     remote = _accepted(run, config, report, pr)
     assert report.spec is not None
     result = _publish(run, config, report.spec, report, checkout, remote)
@@ -299,12 +326,12 @@ def _spec(run: _Run) -> Spec | None:
     """The ```yaml spec of the request; None for free text a model can read (a RUN with models)."""
     req = run.job.request
     text = req.instructions if run.job.command == JobCommand.REVISE else req.body
-    edited = run.job.result.get("edited_spec")
+    edited = run.job.result.get(EDITED_SPEC)
     source = f"#{run.number}"
     if isinstance(edited, str) and edited.strip():  # approved after an edit on the admin page
-        text, source = f"```yaml\n{edited}\n```", "the spec edited on the admin page"
+        text, source = f"```yaml\n{edited}\n```", "the approved spec"
     if not _YAML_FENCE.search(text.replace("\r\n", "\n")):
-        if run.models is not None and run.job.command == JobCommand.RUN and text.strip():
+        if run.models is not None and run.job.command in (JobCommand.RUN, JobCommand.PLAN) and text.strip():
             return None
         reply = spec_request_text(req.title, run.options.command, free_text=run.models is not None)
         raise StopJobError("needs_input", reply, reason="no_spec")

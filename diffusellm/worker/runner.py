@@ -215,9 +215,11 @@ def run_issue(
     phase: Phase = lambda _: None,
     models: Models | None = None,
     source: str = "issue",
+    plan_only: bool = False,
 ) -> RunReport:
     """Run the pipeline from an issue's text: its ```yaml block when it has one (no model needed),
-    otherwise the spec and plans the language model derives from the free text."""
+    otherwise the spec and plans the language model derives from the free text (with `plan_only`,
+    stop with status `needs_approval` and the best plan instead of generating)."""
     models = models or Models()
     spec = spec_from_text(text, source=source, yaml_only=source.endswith((".yaml", ".yml")))
     if spec is not None:
@@ -231,7 +233,9 @@ def run_issue(
     # Imported here: the planner, prompts and generation loop load only for free-text issues.
     from diffusellm.worker.collaborate_job import issue_job
 
-    return _with_job(settings, repo, base, text, sandbox, phase, lambda job: issue_job(job, text, llm, models, source))
+    return _with_job(
+        settings, repo, base, text, sandbox, phase, lambda job: issue_job(job, text, llm, models, source, plan_only)
+    )
 
 
 def _with_job(

@@ -362,3 +362,26 @@ def test_a_spec_whose_code_the_model_writes_runs_on_a_worker_with_a_model(
     area = flow.show("diffusellm/issue-2", "src/shapes/area.py")
     assert 'def square_area(side: float) -> float:\n    """Area of a square."""\n    return side**2\n' in area  # formatted by ruff like the rest
     assert "compute the area as side ** 2" in llm.of_kind("generate")[0].prompt
+
+
+def test_planning_a_free_text_issue_shows_the_spec_and_approval_runs_exactly_that(
+    world: tuple[GitHubDouble, RepoRec, IssueRec], tmp_path: Path,
+) -> None:
+    double, repo, _ = world
+    body = "Please rename `square_area` to `area_of_square`; it reads badly next to our other names."
+    issue = double.add_issue(repo, "Rename square_area", body, "reporter")
+    flow = Flow(double, repo, tmp_path, models=_free_text_models(ScriptedLLM()))
+    plan = double.add_comment(repo, issue.number, "maintainer", "/diffusellm plan")
+    flow.deliver("issue_comment", comment_created(double, repo, issue, plan))
+    outcome, job = flow.work()
+    assert (outcome.state, job.state) == ("waiting_approval", JobState.WAITING_APPROVAL), outcome.error
+    (status,) = flow.bot_comments(issue.number)
+    assert "### Plan" in status and "area_of_square" in status and "/diffusellm approve" in status
+    assert "target: shapes.area.square_area" in job.result["edited_spec"]
+    assert double.pulls(repo) == [] and double.branches(repo) == ["main"]
+
+    approve = double.add_comment(repo, issue.number, "maintainer", "/diffusellm approve")
+    flow.deliver("issue_comment", comment_created(double, repo, issue, approve))
+    outcome, again = flow.work()
+    assert again.id == job.id and outcome.state == "succeeded", outcome.error
+    assert "def area_of_square(" in flow.show("diffusellm/issue-2", "src/shapes/area.py")
