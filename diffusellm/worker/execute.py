@@ -255,14 +255,17 @@ def spec_yaml(spec: Spec) -> str:
 
 
 def _from_free_text(run: _Run, config: RepoConfig) -> dict[str, Any]:
-    """An issue without a ```yaml block: the model reads it (normalise, plan, generate) on the checkout."""
+    """A request without a ```yaml block (an issue, or a revision's instructions on the PR's head): the
+    model reads it (normalise, plan, generate) on the checkout."""
     assert run.models is not None
+    req = run.job.request
+    text = req.instructions if run.job.command == JobCommand.REVISE else req.body
     run.board.note("spec", "free text, read by the model")
     checkout, pr = _checkout(run)
     settings = effective_settings(run.settings, config)
     planning = run.job.command == JobCommand.PLAN
     report = run_issue(
-        settings, run.job.request.body, checkout, sandbox=run.sandbox, phase=run.step, models=run.models,
+        settings, text, checkout, sandbox=run.sandbox, phase=run.step, models=run.models,
         source=f"#{run.number}", plan_only=planning,
     )
     if report.status == "needs_clarification" and report.question:
@@ -331,7 +334,7 @@ def _spec(run: _Run) -> Spec | None:
     if isinstance(edited, str) and edited.strip():  # approved after an edit on the admin page
         text, source = f"```yaml\n{edited}\n```", "the approved spec"
     if not _YAML_FENCE.search(text.replace("\r\n", "\n")):
-        if run.models is not None and run.job.command in (JobCommand.RUN, JobCommand.PLAN) and text.strip():
+        if run.models is not None and text.strip():
             return None
         reply = spec_request_text(req.title, run.options.command, free_text=run.models is not None)
         raise StopJobError("needs_input", reply, reason="no_spec")

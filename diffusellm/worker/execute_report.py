@@ -132,11 +132,7 @@ def failure_text(*, attempted: str, reason: str, hint: str, command: str) -> str
 
 def spec_request_text(title: str, command: str, *, free_text: bool = False) -> str:
     """The reply to a request without a YAML spec block: a concrete block to paste."""
-    why = (
-        f"plans are shown for written specs only (for the free text, comment `{command} run`)"
-        if free_text
-        else "this worker has no language model to read free text"
-    )
+    why = "it says nothing to act on" if free_text else "this worker has no language model to read free text"
     return "\n".join([
         f"**Waiting for a spec.** This has no ```` ```yaml ```` block, and {why}. "
         "Add a block like this (edit it to your names), then "

@@ -385,3 +385,21 @@ def test_planning_a_free_text_issue_shows_the_spec_and_approval_runs_exactly_tha
     outcome, again = flow.work()
     assert again.id == job.id and outcome.state == "succeeded", outcome.error
     assert "def area_of_square(" in flow.show("diffusellm/issue-2", "src/shapes/area.py")
+
+
+def test_a_revision_in_plain_words_adds_a_commit_to_the_same_pr(
+    world: tuple[GitHubDouble, RepoRec, IssueRec], tmp_path: Path,
+) -> None:
+    double, repo, issue = world
+    flow = Flow(double, repo, tmp_path, models=_free_text_models(ScriptedLLM()))
+    flow.deliver("issues", labeled(double, repo, issue, "diffusellm", "maintainer"))
+    assert flow.work()[0].state == "succeeded"
+    (pr,) = double.pulls(repo)
+    review = "@diffusellm-test looks good, but please rename `total_area` to `sum_of_areas` too."
+    flow.deliver("pull_request_review", review_submitted(
+        double, repo, pr, state="changes_requested", body=review, reviewer="maintainer"))
+    outcome, job = flow.work()
+    assert outcome.state == "succeeded", outcome.error
+    assert job.command == JobCommand.REVISE and job.result["pr_number"] == pr.number
+    area = flow.show("diffusellm/issue-1", "src/shapes/area.py")
+    assert "def sum_of_areas(" in area and "def area_of_square(" in area
