@@ -153,6 +153,7 @@ def run_job(
     settings: Settings, spec_path: Path, repo: Path, base: str | None, phase: Callable[[str], None]
 ) -> dict[str, Any]:
     """Read the spec, run the pipeline in the sandbox, return the report as JSON data."""
+    from diffusellm.worker.models_setup import configured_models
     from diffusellm.worker.normalise import read_issue_file
     from diffusellm.worker.runner import run_issue
     from diffusellm.worker.sandbox_setup import sandbox_from_settings
@@ -166,7 +167,7 @@ def run_job(
         sandbox=sandbox,
         base=base,
         phase=phase,
-        models=_lazy_models(settings),
+        models=configured_models(settings),
         source=str(spec_path),
     )
     if settings.learn.record_outcomes:
@@ -176,13 +177,6 @@ def run_job(
     data = report.model_dump(mode="json")
     data["validation"]["passed"] = report.validation.passed
     return data
-
-
-def _lazy_models(settings: Settings) -> Any:
-    """The configured models, each loaded only if the run turns out to need it."""
-    from diffusellm.worker.models_setup import configured_models
-
-    return configured_models(settings)
 
 
 def print_run(console: Console, data: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ from diffusellm.learn.dataset import ChatExample, examples_for, read_jsonl, writ
 from diffusellm.learn.outcomes import Outcome, OutcomeStore
 from diffusellm.learn.verdicts import sync_forge, sync_local
 from diffusellm.models.settings import TransformersLLM
-from diffusellm.worker.workspace import run_git
+from diffusellm.worker.workspace import repository_root
 
 if TYPE_CHECKING:
     from diffusellm.config import Settings
@@ -52,10 +52,6 @@ def status(state_dir: Path, limit: int = 20) -> dict[str, Any]:
     }
 
 
-def _repo_root(repo: Path) -> Path:
-    return Path(run_git(["rev-parse", "--show-toplevel"], repo).stdout.decode().strip()).resolve()
-
-
 def sync(state_dir: Path, repo: Path, into: str | None) -> list[dict[str, Any]]:
     """Accept the runs of `repo` whose branches were merged; the newly accepted ones."""
     return [outcome_json(o) for o in sync_local(OutcomeStore.in_state(state_dir), repo, into)]
@@ -83,7 +79,7 @@ def set_verdict(state_dir: Path, key: str, verdict: Literal["accepted", "rejecte
 def accepted_examples(state_dir: Path, repo: Path | None) -> list[ChatExample]:
     """Training examples from every accepted run of `repo`, or of every repository (a GitHub run's
     commits are read from the worker's checkout of its repository)."""
-    root = str(_repo_root(repo)) if repo is not None else None
+    root = str(repository_root(repo)) if repo is not None else None
     examples: list[ChatExample] = []
     for outcome in OutcomeStore.in_state(state_dir).outcomes(repo=root, verdict="accepted"):
         if Path(outcome.repo).is_dir():

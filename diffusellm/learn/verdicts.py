@@ -9,7 +9,7 @@ from typing import Literal
 
 from diffusellm.errors import InputError
 from diffusellm.learn.outcomes import Outcome, OutcomeStore
-from diffusellm.worker.workspace import run_git
+from diffusellm.worker.workspace import repository_root, run_git
 
 
 def _branch_name(repo: Path, into: str | None) -> str:
@@ -30,7 +30,7 @@ def merged(repo: Path, commit: str, into: str) -> bool:
 def sync_local(store: OutcomeStore, repo: Path, into: str | None = None) -> list[Outcome]:
     """Accept every pending run of `repo` whose commit is now part of `into` (default: the checked-out
     branch); return the runs newly accepted."""
-    root = Path(run_git(["rev-parse", "--show-toplevel"], repo).stdout.decode().strip()).resolve()
+    root = repository_root(repo)
     target = _branch_name(root, into)
     if run_git(["rev-parse", "--verify", "--quiet", f"{target}^{{commit}}"], root, check=False).returncode:
         raise InputError(

@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 import yaml
 
+from diffusellm.app.admin_views import EDITED_SPEC_KEY
 from diffusellm.app.freeze import still_matches, trusted_comments
 from diffusellm.app.github_settings import GitHubSettings, secrets_from_env
 from diffusellm.config import Settings, load_settings
@@ -50,8 +51,6 @@ log = structlog.get_logger(__name__)
 ForgeFactory = Callable[[str, "int | None"], Forge]
 CHECK_NAME = "diffusellm"
 _YAML_FENCE = re.compile(r"^```ya?ml[ \t]*$", re.MULTILINE)
-EDITED_SPEC = "edited_spec"
-"""The spec to run after approval: edited on the admin page, or read from free text when planning."""
 PLAN_POSTED = "plan_posted"
 """Set in a PLAN job's result; the job comes back after `approve` and then makes the change."""
 
@@ -237,7 +236,7 @@ def _post_plan(run: _Run, spec: Spec, *, keep: bool = False) -> dict[str, Any]:
         NEXT_STATE_KEY: "waiting_approval",
         "status_comment_id": _comment_id(run.board),
     }
-    return result | ({EDITED_SPEC: spec_yaml(spec)} if keep else {})
+    return result | ({EDITED_SPEC_KEY: spec_yaml(spec)} if keep else {})
 
 
 def planned_spec(report: RunReport) -> Spec:
@@ -329,7 +328,7 @@ def _spec(run: _Run) -> Spec | None:
     """The ```yaml spec of the request; None for free text a model can read (a RUN with models)."""
     req = run.job.request
     text = req.instructions if run.job.command == JobCommand.REVISE else req.body
-    edited = run.job.result.get(EDITED_SPEC)
+    edited = run.job.result.get(EDITED_SPEC_KEY)
     source = f"#{run.number}"
     if isinstance(edited, str) and edited.strip():  # approved after an edit on the admin page
         text, source = f"```yaml\n{edited}\n```", "the approved spec"

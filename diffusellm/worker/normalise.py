@@ -24,7 +24,7 @@ from diffusellm.repo.profile import StyleProfile
 from diffusellm.worker.normalise_cues import read_issue
 from diffusellm.worker.normalise_fill import Filler, Unfilled, fill_operation
 from diffusellm.worker.normalise_rank import MODEL_WEIGHT, Ranking, rank_options
-from diffusellm.worker.normalise_rules import rule_spec
+from diffusellm.worker.normalise_rules import issue_spec, rule_spec
 from diffusellm.worker.plan_context import Localised
 from diffusellm.worker.plan_draft import (
     DraftSpec,
@@ -161,8 +161,7 @@ def _ranked(
         if isinstance(filled, Unfilled) and option.cued:  # asked for plainly, but a value is missing
             return NeedsClarification(filled.question, "the issue does not say it", _ranking_report(ranking))
         if filled is not None and not isinstance(filled, Unfilled):
-            title = _title(text, "Change requested in an issue")
-            return Spec(title=title, description=text.strip()[:20_000], operations=[filled])
+            return issue_spec(text, _title(text, "Change requested in an issue"), [filled])
     return NeedsClarification(ranked_question(ranking), "no likely reading of the issue applies to the code")
 
 
@@ -201,5 +200,4 @@ def _decide(draft: DraftSpec, issue: str, loc: Localised, min_confidence: float)
         operations = to_operations(draft, loc)
     except SpecError as exc:
         return NeedsClarification(question, exc.message, answer)
-    title = draft.title.strip() or _title(issue, "Change requested in an issue")
-    return Spec(title=title[:200], description=issue.strip()[:20_000], operations=operations)
+    return issue_spec(issue, draft.title.strip() or _title(issue, "Change requested in an issue"), operations)

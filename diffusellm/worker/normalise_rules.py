@@ -106,6 +106,11 @@ def _add(text: str, loc: Localised) -> Operation | None:
 _RULES: tuple[Callable[[str, Localised], Operation | None], ...] = (_rename, _remove, _move, _add)
 
 
+def issue_spec(issue: str, title: str, operations: list[Operation]) -> Spec:
+    """The spec read from an issue: its title (at most 200 characters), the issue as description."""
+    return Spec(title=title[:200], description=issue.strip()[:20_000], operations=operations)
+
+
 def rule_spec(issue: str, loc: Localised, title: str) -> Spec | None:
     """A spec for an issue that plainly asks for one refactor, or None to let the model read it."""
     text = " ".join(issue.split())
@@ -115,5 +120,5 @@ def rule_spec(issue: str, loc: Localised, title: str) -> Spec | None:
         except ValidationError:  # a name the spec contract refuses: leave it to the model
             continue
         if operation is not None:
-            return Spec(title=title[:200], description=issue.strip()[:20_000], operations=[operation])
+            return issue_spec(issue, title, [operation])
     return None

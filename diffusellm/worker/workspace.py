@@ -148,6 +148,11 @@ def _default_branch(root: Path) -> str | None:
     return None
 
 
+def repository_root(path: Path) -> Path:
+    """The top folder of the git checkout containing `path`, resolved (how runs record it)."""
+    return Path(git_out(["rev-parse", "--show-toplevel"], path)).resolve()
+
+
 def open_repository(path: Path) -> RepoInfo:
     """Check that `path` is a usable git checkout and describe it; never changes anything there."""
     if not path.exists():
@@ -155,7 +160,7 @@ def open_repository(path: Path) -> RepoInfo:
     if not path.is_dir():
         raise RepositoryError(f"repository path is not a directory: {path}", hint="pass a folder")
     _git_dir_check(path)
-    root = Path(git_out(["rev-parse", "--show-toplevel"], path)).resolve()
+    root = repository_root(path)
     head = run_git(["rev-parse", "--verify", "-q", "HEAD^{commit}"], root, check=False)
     if head.returncode != 0:
         raise RepositoryError(
