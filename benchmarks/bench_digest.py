@@ -24,9 +24,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from diffusellm.repo.digest import DigestReport, digest_repository
-from diffusellm.repo.graph import KnowledgeGraph
-from diffusellm.repo.trie import SignatureTrie
+from diffusellm.pipeline.understand.digest.build import DigestReport, digest_repository
+from diffusellm.pipeline.understand.graph import KnowledgeGraph
+from diffusellm.pipeline.understand.trie import SignatureTrie
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"

@@ -24,16 +24,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from diffusellm.repo.chunks import Chunk, without_docstrings  # noqa: E402
-from diffusellm.repo.embed import Embedder, MiniLMEmbedder, StaticEmbedder  # noqa: E402
-from diffusellm.repo.locate import Signals, collect_signals, fuse, weights_for  # noqa: E402
-from diffusellm.repo.locate_graph import chunk_edges  # noqa: E402
-from diffusellm.repo.locate_index import (  # noqa: E402
+from diffusellm.pipeline.locate.chunks import Chunk, without_docstrings  # noqa: E402
+from diffusellm.pipeline.locate.embed import Embedder, MiniLMEmbedder, StaticEmbedder  # noqa: E402
+from diffusellm.pipeline.locate.graph import chunk_edges  # noqa: E402
+from diffusellm.pipeline.locate.index import (  # noqa: E402
     CACHE_NAME,
     RepoIndex,
     build_index,
     load_chunk_cache,
 )
+from diffusellm.pipeline.locate.query import Signals, collect_signals, fuse, weights_for  # noqa: E402
 
 CACHE = ROOT / "benchmarks" / ".cache" / "locate"
 DJANGO = "5.2.19"

@@ -31,13 +31,13 @@ sys.path.insert(0, str(ROOT))
 from diffusellm.config import load_settings  # noqa: E402
 from diffusellm.models.base import TextGenerator  # noqa: E402
 from diffusellm.models.llm import load_llm  # noqa: E402
-from diffusellm.repo.digest import digest_repository  # noqa: E402
-from diffusellm.repo.profile import StyleProfile  # noqa: E402
-from diffusellm.repo.style import profile_style  # noqa: E402
-from diffusellm.worker.collaborate_run import Localiser, locate_localiser, overlap_localiser  # noqa: E402
-from diffusellm.worker.normalise import NeedsClarification, normalise_issue  # noqa: E402
-from diffusellm.worker.normalise_rules import rule_spec  # noqa: E402
-from diffusellm.worker.spec import AddParameter, MoveSymbol, Operation, RemoveParameter, RenameSymbol  # noqa: E402
+from diffusellm.pipeline.issue_plan import Localiser, locate_localiser, overlap_localiser  # noqa: E402
+from diffusellm.pipeline.normalise.issue import NeedsClarification, normalise_issue  # noqa: E402
+from diffusellm.pipeline.normalise.rules import rule_spec  # noqa: E402
+from diffusellm.pipeline.spec import AddParameter, MoveSymbol, Operation, RemoveParameter, RenameSymbol  # noqa: E402
+from diffusellm.pipeline.understand.digest.build import digest_repository  # noqa: E402
+from diffusellm.pipeline.understand.style.infer import profile_style  # noqa: E402
+from diffusellm.pipeline.understand.style.profile import StyleProfile  # noqa: E402
 
 ISSUES = ROOT / "benchmarks" / "data" / "normalise_issues.yaml"
 SDIST = ROOT / ".state" / "sdists" / "humanize-4.17.0.tar.gz"

@@ -95,7 +95,7 @@ def copy_bandwidth(device: torch.device, megabytes: int) -> float:
 def embedded_loads(device: torch.device, state_dir: Path) -> list[dict[str, Any]]:
     """The embedded model loaded cold (GGUF converted), cached, and 4-bit; 64 greedy tokens each."""
     from diffusellm.models.base import ChatMessage
-    from diffusellm.models.hf import HFTextGenerator
+    from diffusellm.models.hf.generator import HFTextGenerator
     from diffusellm.models.settings import TransformersLLM
 
     prompt: list[ChatMessage] = [{"role": "user", "content": "Explain what a git rebase does."}]

@@ -1,5 +1,5 @@
 """`python -m diffusellm`: the same console command as `diffusellm`."""
 
-from diffusellm.cli import main
+from diffusellm.cli.main import main
 
 main()

@@ -12,14 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from diffusellm.app.github_settings import GitHubSettings
 from diffusellm.app.settings import ServerSettings, StoreSettings, WorkerSettings
 from diffusellm.errors import ConfigError
+from diffusellm.forge.github_settings import GitHubSettings
 from diffusellm.learn.settings import LearnSettings
-from diffusellm.models.diffusion import DiffusionSettings
-from diffusellm.models.settings import LLMSettings, TransformersLLM
-from diffusellm.worker.plan_settings import GenerationSettings
-from diffusellm.worker.validate import ValidationSettings
+from diffusellm.models.settings import DiffusionSettings, LLMSettings, TransformersLLM
+from diffusellm.pipeline.settings import GenerationSettings
+from diffusellm.pipeline.validate.settings import ValidationSettings
 
 ENV_PREFIX = "DIFFUSELLM_"
 _FILE_DATA: ContextVar[dict[str, Any] | None] = ContextVar("diffusellm_config_file", default=None)

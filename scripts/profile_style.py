@@ -2,7 +2,7 @@
 
 import sys
 
-from diffusellm.cli import app
+from diffusellm.cli.main import app
 
 if __name__ == "__main__":
     app(["profile", *sys.argv[1:]])

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from diffusellm.app.freeze import clean_text
 from diffusellm.forge.base import Forge
+from diffusellm.forge.freeze import clean_text
 from diffusellm.jobs.model import Job
 
 COMMANDS: dict[str, str] = {

@@ -8,8 +8,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from diffusellm.app.admin import admin_router
-from diffusellm.app.github_settings import GitHubSecrets, secrets_from_env
+from diffusellm.app.admin.routes import admin_router
 from diffusellm.app.inbox import SpoolInbox
 from diffusellm.app.router import EventRouter
 from diffusellm.app.server import create_app
@@ -20,10 +19,11 @@ from diffusellm.errors import ConfigError
 from diffusellm.forge.base import Forge
 from diffusellm.forge.github import GitHubApp
 from diffusellm.forge.github_auth import TRIAGE_PERMISSIONS
+from diffusellm.forge.github_settings import GitHubSecrets, secrets_from_env
 from diffusellm.jobs.store import SqlJobStore
 from diffusellm.worker.execute import ForgeFactory, make_executor
-from diffusellm.worker.models_setup import configured_models
-from diffusellm.worker.sandbox_setup import sandbox_from_settings
+from diffusellm.worker.models import configured_models
+from diffusellm.worker.sandbox import sandbox_from_settings
 
 
 def _forges(settings: Settings, secrets: GitHubSecrets, *, triage: bool) -> ForgeFactory:

@@ -19,11 +19,11 @@ from diffusellm.app.commands import (
     refusal_text,
     status_text,
 )
-from diffusellm.app.freeze import clean_text, freeze, trusted_comments
-from diffusellm.app.github_settings import GitHubSettings
 from diffusellm.app.router import EventRouter, WebhookEvent
 from diffusellm.errors import ConfigError
 from diffusellm.forge.base import Forge, marker_key
+from diffusellm.forge.freeze import clean_text, freeze, trusted_comments
+from diffusellm.forge.github_settings import GitHubSettings
 from diffusellm.jobs.model import (
     TERMINAL_STATES,
     FrozenRequest,
@@ -33,7 +33,7 @@ from diffusellm.jobs.model import (
     JobStore,
     NewJob,
 )
-from diffusellm.worker.repo_config import REPO_CONFIG_PATH, RepoConfig, parse_repo_config
+from diffusellm.repo_config import REPO_CONFIG_PATH, RepoConfig, parse_repo_config
 
 log = structlog.get_logger(__name__)
 ForgeFactory = Callable[[str, "int | None"], Forge]

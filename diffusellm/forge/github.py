@@ -15,7 +15,6 @@ from github.IssueComment import IssueComment
 from github.PullRequest import PullRequest as GhPullRequest
 from github.Repository import Repository
 
-from diffusellm.app.github_settings import GitHubSecrets, GitHubSettings, api_url
 from diffusellm.forge import gitauth
 from diffusellm.forge.base import (
     CheckConclusion,
@@ -34,6 +33,7 @@ from diffusellm.forge.github_auth import (
     InstallationTokens,
     make_client,
 )
+from diffusellm.forge.github_settings import GitHubSecrets, GitHubSettings, api_url
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -11,8 +11,8 @@ from typing import Any
 
 from github import Auth, Github, GithubException, GithubRetry
 
-from diffusellm.app.github_settings import GitHubSettings
 from diffusellm.forge.base import ForgeError
+from diffusellm.forge.github_settings import GitHubSettings
 
 # What the worker's token may do, and why (docs/DEPLOY.md lists the same):
 WORKER_PERMISSIONS: Mapping[str, str] = {

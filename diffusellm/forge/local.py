@@ -19,7 +19,7 @@ from diffusellm.forge.base import (
     RepoMeta,
 )
 from diffusellm.jobs.model import FrozenRequest
-from diffusellm.worker.workspace import git_out, open_repository, run_git
+from diffusellm.pipeline.workspace import git_out, open_repository, run_git
 
 
 @dataclass

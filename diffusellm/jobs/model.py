@@ -26,6 +26,10 @@ TERMINAL_STATES = frozenset(
 )
 
 
+EDITED_SPEC_KEY = "edited_spec"
+"""Result key of the spec YAML a person edited before approval (`SqlJobStore.amend_waiting`)."""
+
+
 class JobCommand(StrEnum):
     """What the job was asked to do."""
 

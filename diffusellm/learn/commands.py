@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from diffusellm.errors import InputError
 from diffusellm.learn.dataset import ChatExample, examples_for, read_jsonl, write_jsonl
 from diffusellm.learn.outcomes import Outcome, OutcomeStore
-from diffusellm.learn.verdicts import sync_forge, sync_local
+from diffusellm.learn.verdicts import sync_local
 from diffusellm.models.settings import TransformersLLM
-from diffusellm.worker.workspace import repository_root
+from diffusellm.pipeline.workspace import repository_root
 
 if TYPE_CHECKING:
     from diffusellm.config import Settings
@@ -55,20 +55,6 @@ def status(state_dir: Path, limit: int = 20) -> dict[str, Any]:
 def sync(state_dir: Path, repo: Path, into: str | None) -> list[dict[str, Any]]:
     """Accept the runs of `repo` whose branches were merged; the newly accepted ones."""
     return [outcome_json(o) for o in sync_local(OutcomeStore.in_state(state_dir), repo, into)]
-
-
-def sync_server(state_dir: Path, server: str, token: str) -> list[dict[str, Any]]:
-    """Take the verdicts the app recorded for this worker's GitHub runs; the runs decided now."""
-    from diffusellm.worker.remote import HttpSource
-
-    source = HttpSource(server, token, retry_max_seconds=5.0)
-    try:
-        decided = sync_forge(OutcomeStore.in_state(state_dir), source.verdicts)
-    except ConnectionError as exc:
-        raise InputError(str(exc), hint="check --server and that the app is running") from None
-    finally:
-        source.close()
-    return [outcome_json(o) for o in decided]
 
 
 def set_verdict(state_dir: Path, key: str, verdict: Literal["accepted", "rejected"]) -> dict[str, Any]:

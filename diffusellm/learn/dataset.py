@@ -12,8 +12,8 @@ from pathlib import Path
 from diffusellm.errors import InputError
 from diffusellm.learn.outcomes import Outcome
 from diffusellm.models.base import ChatMessage
-from diffusellm.worker.prompts import fill_messages, generation_context
-from diffusellm.worker.workspace import run_git
+from diffusellm.pipeline.generate.prompts import fill_messages, generation_context
+from diffusellm.pipeline.workspace import run_git
 
 
 @dataclass(frozen=True)

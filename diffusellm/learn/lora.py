@@ -23,7 +23,7 @@ from diffusellm.learn.dataset import ChatExample
 from diffusellm.learn.lora_data import Encoded, encode_examples
 from diffusellm.learn.settings import LoraSettings
 from diffusellm.models.base import ModelError
-from diffusellm.models.hf_load import LoadReport, load_model
+from diffusellm.models.hf.load import LoadReport, load_model
 from diffusellm.models.settings import TransformersLLM
 
 __all__ = ["ChatExample", "LoraSettings", "TrainResult", "train_lora"]

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from diffusellm.errors import InputError
-from diffusellm.worker.runner import RunReport
-from diffusellm.worker.spec import GenerativeOperation, Operation
+from diffusellm.pipeline.job import RunReport
+from diffusellm.pipeline.spec import GenerativeOperation, Operation
 
 Verdict = Literal["pending", "accepted", "rejected", "none"]
 """`none`: the run left no branch, so there is nothing to accept."""

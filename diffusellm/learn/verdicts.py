@@ -9,7 +9,7 @@ from typing import Literal
 
 from diffusellm.errors import InputError
 from diffusellm.learn.outcomes import Outcome, OutcomeStore
-from diffusellm.worker.workspace import repository_root, run_git
+from diffusellm.pipeline.workspace import repository_root, run_git
 
 
 def _branch_name(repo: Path, into: str | None) -> str:

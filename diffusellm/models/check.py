@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from diffusellm.errors import DiffuseLLMError
+from diffusellm.models.abilities import generated_tokens
 from diffusellm.models.base import ChatMessage, TextGenerator
-from diffusellm.models.llm import generated_tokens, load_llm
+from diffusellm.models.llm import load_llm
 from diffusellm.models.settings import LLMSettings
 
 CHECK_PROMPT: list[ChatMessage] = [

@@ -26,8 +26,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from diffusellm.errors import DiffuseLLMError
+from diffusellm.models.abilities import TokenCounter, TokenScorer
 from diffusellm.models.base import ChatMessage, TextGenerator
-from diffusellm.models.llm import TokenCounter, TokenScorer, load_llm
+from diffusellm.models.llm import load_llm
 from diffusellm.models.settings import EMBEDDED_DEFAULT, TransformersLLM
 
 

@@ -1,4 +1,4 @@
-"""Model settings: the `llm` and `scorer` config sections, one model per section, chosen by `type`.
+"""Model settings: the `llm`, `scorer` and `diffusion` config sections, each model chosen by `type`.
 
 Light on purpose (pydantic only): configuration imports these without paying for torch.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 EMBEDDED_DEFAULT = "embedded:smollm2-135m"
 
@@ -58,3 +58,40 @@ class OpenAILLM(BaseModel):
 
 
 LLMSettings = Annotated[TransformersLLM | OpenAILLM, Field(discriminator="type")]
+
+
+class DiffusionSettings(BaseModel):
+    """The masked-diffusion model that fills scaffold holes; `type: none` leaves the holes to the LLM."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["none", "transformers"] = "none"
+    model: str = ""
+    """Local folder (config.json, tokenizer, weights) or Hugging Face id of a LLaDA-, Dream- or DiffuCoder-style
+    checkpoint, or of any bidirectional masked-LM."""
+    steps: int = Field(default=32, ge=1)
+    """Forward passes allowed for one fill, all holes together; fewer are used when there are fewer masks."""
+    block_length: int = Field(default=32, ge=1)
+    """Masks per block: blocks are filled left to right, each completely before the next."""
+    temperature: float = Field(default=0.0, ge=0.0)
+    """Default sampling temperature; 0 is greedy."""
+    trust_remote_code: bool = False
+    """Run the Python code a checkpoint ships (LLaDA, Dream and DiffuCoder need it). Only for checkpoints you trust."""
+    threads: int | None = Field(default=None, ge=1)
+    """CPU threads for torch (process-wide); default: torch's own choice."""
+    device: str = Field(default="auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
+    """`auto` picks CUDA when available, else CPU."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """`auto` is bfloat16 on CUDA and float32 elsewhere."""
+    logits_shift: bool | None = None
+    """True for Dream-style models, whose output at position i predicts the token at i + 1 (Dream, DiffuCoder);
+    False for LLaDA and masked LMs, which predict each position in place. Unset: True exactly when the
+    checkpoint's `model_type` is Dream's."""
+    mask_token_id: int | None = Field(default=None, ge=0)
+    """Override for the mask token id; unset, it comes from the tokenizer, then from the model config."""
+
+    @model_validator(mode="after")
+    def _model_named(self) -> DiffusionSettings:
+        if self.type == "transformers" and not self.model.strip():
+            raise ValueError("diffusion.model must name a checkpoint folder or id when diffusion.type is transformers")
+        return self

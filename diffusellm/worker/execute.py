@@ -13,17 +13,28 @@ from typing import Any
 import structlog
 import yaml
 
-from diffusellm.app.admin_views import EDITED_SPEC_KEY
-from diffusellm.app.freeze import still_matches, trusted_comments
-from diffusellm.app.github_settings import GitHubSettings, secrets_from_env
 from diffusellm.config import Settings, load_settings
 from diffusellm.errors import ConfigError, DiffuseLLMError, SpecError
 from diffusellm.forge.base import Forge, ForgeError, PullRequest, job_marker, work_key
+from diffusellm.forge.freeze import still_matches, trusted_comments
 from diffusellm.forge.github import GitHubApp
+from diffusellm.forge.github_settings import GitHubSettings, secrets_from_env
 from diffusellm.forge.local import LocalForge
-from diffusellm.jobs.model import Job, JobCommand
+from diffusellm.jobs.model import EDITED_SPEC_KEY, Job, JobCommand
 from diffusellm.learn.outcomes import OutcomeStore
-from diffusellm.worker.execute_report import (
+from diffusellm.pipeline.job import Models, RunReport
+from diffusellm.pipeline.runner import run_issue, run_spec
+from diffusellm.pipeline.spec import Spec, load_spec_text
+from diffusellm.pipeline.validate.sandbox import Sandbox
+from diffusellm.pipeline.workspace import run_git
+from diffusellm.repo_config import (
+    REPO_CONFIG_PATH,
+    RepoConfig,
+    effective_settings,
+    parse_repo_config,
+    path_violations,
+)
+from diffusellm.worker.forge_report import (
     StatusBoard,
     changed_text_reply,
     check_output,
@@ -34,18 +45,7 @@ from diffusellm.worker.execute_report import (
     spec_request_text,
 )
 from diffusellm.worker.loop import NEXT_STATE_KEY, Execute, ProgressSink, RetryableError
-from diffusellm.worker.repo_config import (
-    REPO_CONFIG_PATH,
-    RepoConfig,
-    effective_settings,
-    parse_repo_config,
-    path_violations,
-)
-from diffusellm.worker.runner import Models, RunReport, run_issue, run_spec
-from diffusellm.worker.sandbox import Sandbox
-from diffusellm.worker.sandbox_setup import sandbox_from_settings
-from diffusellm.worker.spec import Spec, load_spec_text
-from diffusellm.worker.workspace import run_git
+from diffusellm.worker.sandbox import sandbox_from_settings
 
 log = structlog.get_logger(__name__)
 ForgeFactory = Callable[[str, "int | None"], Forge]
@@ -469,7 +469,7 @@ def build_executor() -> Execute:
     forges: ForgeFactory = _no_github
     if secrets.app_id:
         forges = GitHubApp.from_secrets(options, secrets).forge
-    from diffusellm.worker.models_setup import configured_models
+    from diffusellm.worker.models import configured_models
 
     return make_executor(
         forges=forges,

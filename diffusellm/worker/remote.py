@@ -10,13 +10,14 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import httpx
 import structlog
 
-from diffusellm.errors import ConfigError, DiffuseLLMError
+from diffusellm.errors import ConfigError, DiffuseLLMError, InputError
 from diffusellm.jobs.model import Job
 from diffusellm.jobs.wire import (
     ClaimRequest,
@@ -27,6 +28,9 @@ from diffusellm.jobs.wire import (
     VerdictsResponse,
     WorkerRef,
 )
+from diffusellm.learn.commands import outcome_json
+from diffusellm.learn.outcomes import OutcomeStore
+from diffusellm.learn.verdicts import sync_forge
 from diffusellm.log import configure_logging
 from diffusellm.worker.loop import Execute, default_worker_id, run_worker
 
@@ -217,3 +221,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def sync_server(state_dir: Path, server: str, token: str) -> list[dict[str, Any]]:
+    """Take the verdicts the app recorded for this worker's GitHub runs; the runs decided now."""
+    source = HttpSource(server, token, retry_max_seconds=5.0)
+    try:
+        decided = sync_forge(OutcomeStore.in_state(state_dir), source.verdicts)
+    except ConnectionError as exc:
+        raise InputError(str(exc), hint="check --server and that the app is running") from None
+    finally:
+        source.close()
+    return [outcome_json(o) for o in decided]

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from diffusellm.app.admin import admin_router
-from diffusellm.app.admin_auth import CSRF_COOKIE, SESSION_COOKIE, AdminAuth, LoginThrottle
-from diffusellm.app.admin_graph import checkout_dir
+from diffusellm.app.admin.auth import CSRF_COOKIE, SESSION_COOKIE, AdminAuth, LoginThrottle
+from diffusellm.app.admin.graph import checkout_dir
+from diffusellm.app.admin.routes import admin_router
 from diffusellm.app.main import build_app
 from diffusellm.app.metrics import Metrics
 from diffusellm.app.server import create_app
@@ -20,8 +20,8 @@ from diffusellm.config import Settings, load_settings
 from diffusellm.jobs.model import Job, JobCommand, JobState
 from diffusellm.jobs.store import SqlJobStore
 from diffusellm.learn.outcomes import OutcomeStore
+from diffusellm.pipeline.job import RunReport
 from diffusellm.worker import execute
-from diffusellm.worker.runner import RunReport
 from tests.conftest import make_repo
 from tests.jobs.conftest import pg_admin_url, pg_url, store_url  # noqa: F401  (SQLite and PostgreSQL)
 from tests.jobs.support import new_job, sqlite_store, stored

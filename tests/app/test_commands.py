@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from diffusellm.app.commands import COMMANDS, is_bot, parse_command
-from diffusellm.app.github_settings import GitHubSettings
 from diffusellm.app.router import EventRouter, WebhookEvent
 from diffusellm.app.triage import TriageContext, register
 from diffusellm.forge.base import Issue, job_marker
+from diffusellm.forge.github_settings import GitHubSettings
 from diffusellm.jobs.model import JobCommand, JobState
 from tests.fakes.forge import FakeForge
 from tests.fakes.job_store import FakeJobStore

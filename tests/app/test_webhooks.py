@@ -16,12 +16,12 @@ import pytest
 from fastapi import BackgroundTasks, FastAPI
 from fastapi.testclient import TestClient
 
-from diffusellm.app.github_settings import GitHubSettings
 from diffusellm.app.inbox import SpoolInbox
 from diffusellm.app.router import EventRouter, WebhookEvent
 from diffusellm.app.triage import TriageContext, register
 from diffusellm.app.webhooks import PATH, recover, signature_for, verify_signature, webhook_router
 from diffusellm.forge.base import Issue
+from diffusellm.forge.github_settings import GitHubSettings
 from diffusellm.jobs.model import JobStore
 from diffusellm.jobs.store import SqlJobStore
 from tests.fakes.forge import FakeForge

@@ -12,7 +12,6 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from diffusellm.app.github_settings import GitHubSettings
 from diffusellm.app.inbox import SpoolInbox
 from diffusellm.app.router import EventRouter
 from diffusellm.app.triage import TriageContext, register
@@ -20,16 +19,17 @@ from diffusellm.app.webhooks import PATH, webhook_router
 from diffusellm.config import Settings
 from diffusellm.forge.base import job_marker
 from diffusellm.forge.github_auth import TRIAGE_PERMISSIONS
+from diffusellm.forge.github_settings import GitHubSettings
 from diffusellm.jobs.model import Job, JobCommand, JobState
 from diffusellm.jobs.store import SqlJobStore
 from diffusellm.jobs.wire import Outcome
 from diffusellm.learn.outcomes import OutcomeStore
 from diffusellm.learn.verdicts import sync_forge
+from diffusellm.pipeline.job import Models
+from diffusellm.pipeline.settings import GenerationSettings, PlanOptions
+from diffusellm.pipeline.validate.sandbox import BubblewrapSandbox, Limits, SandboxResult
 from diffusellm.worker.execute import make_executor
 from diffusellm.worker.loop import StoreSource, run_one
-from diffusellm.worker.plan_settings import GenerationSettings, PlanOptions
-from diffusellm.worker.runner import Models
-from diffusellm.worker.sandbox import BubblewrapSandbox, Limits, SandboxResult
 from tests.conftest import make_repo
 from tests.fakes.github_double import GitHubDouble, app_for, fast_settings, serve
 from tests.fakes.github_resources import IssueRec, RepoRec

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from diffusellm.config import Settings
-from diffusellm.worker.runner import RunReport, run_spec
-from diffusellm.worker.sandbox import BubblewrapSandbox
-from diffusellm.worker.spec import load_spec_text
+from diffusellm.pipeline.job import RunReport
+from diffusellm.pipeline.runner import run_spec
+from diffusellm.pipeline.spec import load_spec_text
+from diffusellm.pipeline.validate.sandbox import BubblewrapSandbox
 from tests.conftest import git, unpack_sdist
 
 pytestmark = pytest.mark.slow

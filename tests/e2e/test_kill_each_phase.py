@@ -12,7 +12,7 @@ import pytest
 
 from diffusellm.forge.base import job_marker
 from diffusellm.jobs.model import JobState
-from diffusellm.worker.execute_report import STEPS
+from diffusellm.worker.forge_report import STEPS
 from tests.e2e.support_deploy import Deployment, Gate, app_env, deployment
 
 pytestmark = pytest.mark.slow

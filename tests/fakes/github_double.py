@@ -23,9 +23,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from diffusellm.app.github_settings import GitHubSettings
 from diffusellm.forge.github import GitHubApp
 from diffusellm.forge.github_auth import WORKER_PERMISSIONS
+from diffusellm.forge.github_settings import GitHubSettings
 from tests.fakes.git_http import run_backend, wants_push
 from tests.fakes.github_access import (
     DEFAULT_GRANT,

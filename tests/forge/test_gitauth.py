@@ -11,7 +11,7 @@ import pytest
 
 from diffusellm.forge import gitauth
 from diffusellm.forge.base import ForgeError
-from diffusellm.worker.sandbox import BubblewrapSandbox
+from diffusellm.pipeline.validate.sandbox import BubblewrapSandbox
 from tests.conftest import make_repo
 from tests.fakes.github_double import GitHubDouble, serve
 from tests.fakes.github_resources import RepoRec

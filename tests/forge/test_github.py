@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from diffusellm.app.github_settings import (
+from diffusellm.errors import ConfigError
+from diffusellm.forge.base import CheckRunOutput, ForgeError, PullRequest, job_marker
+from diffusellm.forge.github import GitHubApp, GitHubForge
+from diffusellm.forge.github_auth import TRIAGE_PERMISSIONS, WORKER_PERMISSIONS
+from diffusellm.forge.github_settings import (
     PUBLIC_API_URL,
     GitHubSettings,
     api_url,
     secrets_from_env,
 )
-from diffusellm.errors import ConfigError
-from diffusellm.forge.base import CheckRunOutput, ForgeError, PullRequest, job_marker
-from diffusellm.forge.github import GitHubApp, GitHubForge
-from diffusellm.forge.github_auth import TRIAGE_PERMISSIONS, WORKER_PERMISSIONS
 from tests.conftest import make_repo
 from tests.fakes.github_double import GitHubDouble, app_for, fast_settings, serve
 from tests.fakes.github_resources import PullRec, RepoRec

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from diffusellm.app.freeze import freeze
 from diffusellm.forge.base import CheckRunOutput, ForgeError, job_marker
+from diffusellm.forge.freeze import freeze
 from diffusellm.forge.local import LocalForge
 from tests.conftest import git, make_repo
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from transformers import AutoTokenizer
 
-from diffusellm.models.hf_load import converted_folder, embedded_gguf
+from diffusellm.models.hf.load import converted_folder, embedded_gguf
 from diffusellm.models.settings import EMBEDDED_DEFAULT
 
 

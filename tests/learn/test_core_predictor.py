@@ -13,10 +13,10 @@ from diffusellm.errors import InputError
 from diffusellm.learn.core_predictor import CorePredictor, plan_features, train_core_predictor, training_rows
 from diffusellm.learn.outcomes import Outcome
 from diffusellm.models.base import Hole, ModelInfo
-from diffusellm.worker.collaborate_job import choose_core
-from diffusellm.worker.plan import Plan
-from diffusellm.worker.runner import Models
-from diffusellm.worker.spec import EditFunction
+from diffusellm.pipeline.issue_job import choose_core
+from diffusellm.pipeline.job import Models
+from diffusellm.pipeline.plan.candidates import Plan
+from diffusellm.pipeline.spec import EditFunction
 
 _ids = itertools.count()
 EDIT = {"op": "edit_function", "target": "pkg.m.f", "instruction": "strip spaces"}

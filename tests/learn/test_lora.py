@@ -14,7 +14,7 @@ from diffusellm.errors import InputError
 from diffusellm.learn.lora import ChatExample, LoraSettings, TrainResult, train_lora
 from diffusellm.learn.lora_data import IGNORE_INDEX, encode_examples, example_tokens, label_tokens
 from diffusellm.models.base import ChatMessage, ModelError
-from diffusellm.models.hf import HFTextGenerator
+from diffusellm.models.hf.generator import HFTextGenerator
 from diffusellm.models.settings import TransformersLLM
 
 PHRASE = "Purple walrus juggles seven lanterns."

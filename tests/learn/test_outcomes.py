@@ -13,8 +13,8 @@ from diffusellm.errors import InputError
 from diffusellm.learn.dataset import ChatExample, examples_for, functions_in, read_jsonl, write_jsonl
 from diffusellm.learn.outcomes import OutcomeStore
 from diffusellm.learn.verdicts import sync_local
-from diffusellm.worker.runner import RunReport
-from diffusellm.worker.validate import ValidationReport
+from diffusellm.pipeline.job import RunReport
+from diffusellm.pipeline.validate.checks import ValidationReport
 from tests.conftest import git, make_repo
 
 TEXT = '''"""Text helpers."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from diffusellm.models.hf import HFTextGenerator
+from diffusellm.models.hf.generator import HFTextGenerator
 from diffusellm.models.serve import RunningServer, serving
 from diffusellm.models.settings import TransformersLLM
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from diffusellm.models.check import check_models
-from diffusellm.models.hf import HFTextGenerator
+from diffusellm.models.hf.generator import HFTextGenerator
 from diffusellm.models.serve import RunningServer
 from diffusellm.models.settings import OpenAILLM, TransformersLLM
 from tests.models.conftest import SERVED_NAME

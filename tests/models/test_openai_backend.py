@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from diffusellm.models.base import ChatMessage, ModelError, TextGenerator
-from diffusellm.models.hf import HFTextGenerator
+from diffusellm.models.hf.generator import HFTextGenerator
 from diffusellm.models.openai_backend import OpenAITextGenerator, continuation_logprob, render_prompt
 from diffusellm.models.serve import RunningServer, serving
 from diffusellm.models.settings import OpenAILLM

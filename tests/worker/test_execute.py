@@ -9,12 +9,19 @@ from typing import Any
 
 import pytest
 
-from diffusellm.app.freeze import freeze
 from diffusellm.config import Settings
 from diffusellm.errors import ConfigError
 from diffusellm.forge.base import job_marker
+from diffusellm.forge.freeze import freeze
 from diffusellm.forge.local import LocalForge
 from diffusellm.jobs.model import Job, JobCommand, JobState
+from diffusellm.pipeline.validate.sandbox import BubblewrapSandbox
+from diffusellm.repo_config import (
+    RepoConfig,
+    effective_settings,
+    parse_repo_config,
+    path_violations,
+)
 from diffusellm.worker.execute import (
     JobFailedError,
     build_executor,
@@ -22,13 +29,6 @@ from diffusellm.worker.execute import (
     make_executor,
     sandbox_from_settings,
 )
-from diffusellm.worker.repo_config import (
-    RepoConfig,
-    effective_settings,
-    parse_repo_config,
-    path_violations,
-)
-from diffusellm.worker.sandbox import BubblewrapSandbox
 from tests.conftest import git, make_repo
 
 FILES = {

@@ -23,9 +23,9 @@ from diffusellm.jobs.store import SqlJobStore
 from diffusellm.jobs.wire import Outcome
 from diffusellm.learn.outcomes import OutcomeStore
 from diffusellm.learn.verdicts import sync_forge
+from diffusellm.pipeline.job import RunReport
 from diffusellm.worker.loop import run_worker
 from diffusellm.worker.remote import HttpSource, load_executor
-from diffusellm.worker.runner import RunReport
 from tests.jobs.fakes import LOG_ENV, FakeExecutor
 from tests.jobs.support import AppServer, new_job, sqlite_store, stored, wait_until
 

@@ -1,0 +1,279 @@
+"""Admin pages: token login, job list and detail, plan review (approve, edit spec, cancel), local
+submit, and the `/query_graph` API."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
+
+from diffusellm.app.admin.auth import SESSION_COOKIE, AdminAuth, LoginThrottle
+from diffusellm.app.admin.graph import GraphQueryError, graph_path, query_graph
+from diffusellm.app.admin.learn import SCANNED_JOBS, learn_view
+from diffusellm.app.admin.pages import Pages, base_path, set_cookie, static_file, template_env
+from diffusellm.app.admin.views import job_detail, job_row
+from diffusellm.app.triage import idempotency_key
+from diffusellm.config import Settings
+from diffusellm.errors import DiffuseLLMError, SpecError
+from diffusellm.forge.freeze import freeze
+from diffusellm.jobs.model import EDITED_SPEC_KEY, JobCommand, JobState, JobStore, NewJob
+from diffusellm.pipeline.spec import load_spec_text
+
+log = structlog.get_logger(__name__)
+
+__all__ = ["AdminStore", "admin_router"]
+LIST_LIMIT = 200
+
+
+class AdminStore(JobStore, Protocol):
+    """The job store the admin pages need: a JobStore that can also amend a waiting job."""
+
+    def amend_waiting(self, job_id: str, changes: Mapping[str, Any], message: str) -> bool:
+        """Merge `changes` into a waiting job's result; False unless it waits for approval."""
+        ...
+
+
+def _state_filter(value: str) -> JobState | None:
+    try:
+        return JobState(value) if value else None
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class AdminApp:
+    """The admin pages' handlers; each is registered as a route by `admin_router`."""
+
+    store: AdminStore
+    pages: Pages
+    state_dir: Path
+    local_repos: tuple[Path, ...]
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+
+    def _go(self, request: Request, path: str) -> RedirectResponse:
+        return RedirectResponse(f"{base_path(request)}{path}", status_code=303)
+
+    def index(self, request: Request) -> Response:
+        """`/admin` → the job list."""
+        refused = self.pages.guard(request)
+        return refused if refused is not None else self._go(request, "/admin/jobs")
+
+    def login_page(self, request: Request) -> Response:
+        """The login form (503 while no admin token is configured)."""
+        if self.pages.auth is None:
+            return self.pages.disabled(request)
+        return self.pages.render(request, "login.html", error="")
+
+    async def login(self, request: Request) -> Response:
+        """Check the submitted token; on success set the signed session cookie."""
+        fields = await self.pages.form(request)
+        if isinstance(fields, Response):
+            return fields
+        auth = self.pages.auth
+        assert auth is not None  # form() answered 503 otherwise
+        client = request.client.host if request.client else "unknown"
+        wait = self.throttle.wait_seconds(client)
+        if wait:
+            error = f"Too many wrong tokens from this address. Try again in {wait} seconds."
+            response = self.pages.render(request, "login.html", 429, error=error)
+            response.headers["Retry-After"] = str(wait)
+            return response
+        if not auth.token_matches(fields.get("token", "")):
+            self.throttle.failed(client)
+            log.warning("admin.login_failed", client=client)
+            return self.pages.render(request, "login.html", 401, error="That token is not right.")
+        self.throttle.succeeded(client)
+        response = self._go(request, "/admin/jobs")
+        set_cookie(response, request, SESSION_COOKIE, auth.new_session(), auth.session_seconds)
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        """End the session."""
+        fields = await self.pages.form(request)
+        if isinstance(fields, Response):
+            return fields
+        response = self._go(request, "/admin/login")
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    def jobs(self, request: Request, state: str = "") -> Response:
+        """The job list, newest first, optionally of one state; refreshed by htmx."""
+        refused = self.pages.guard(request)
+        if refused is not None:
+            return refused
+        rows = [job_row(j) for j in self.store.list_jobs(limit=LIST_LIMIT,
+                                                           state=_state_filter(state))]
+        return self.pages.render(request, "jobs.html", rows=rows, state=state,
+                                 states=[s.value for s in JobState])
+
+    def learn(self, request: Request) -> Response:
+        """The learning loop: pull-request verdicts, remembered runs, trained adapters."""
+        refused = self.pages.guard(request)
+        if refused is not None:
+            return refused
+        view = learn_view(self.store, self.state_dir)
+        return self.pages.render(request, "learn.html", v=view, scanned=SCANNED_JOBS)
+
+    def job_rows(self, request: Request, state: str = "") -> Response:
+        """The job list's table body alone (what the htmx refresh swaps in)."""
+        refused = self.pages.guard(request)
+        if refused is not None:
+            return refused
+        rows = [job_row(j) for j in self.store.list_jobs(limit=LIST_LIMIT,
+                                                           state=_state_filter(state))]
+        return self.pages.render(request, "_job_rows.html", rows=rows, state=state)
+
+    def _job_page(self, request: Request, job_id: str, status: int = 200,
+                  **extra: Any) -> Response:
+        job = self.store.get(job_id)
+        if job is None:
+            return self.pages.message(request, 404, "No such job", f"There is no job {job_id}.")
+        detail = job_detail(job, self.store.events(job_id), state_dir=self.state_dir)
+        return self.pages.render(request, "job.html", status, d=detail,
+                                 spec_error=extra.get("spec_error", ""),
+                                 spec_draft=extra.get("spec_draft", detail.spec_yaml))
+
+    def job(self, request: Request, job_id: str) -> Response:
+        """One job: frozen request, spec, plan, timeline, validation, patch, PR."""
+        refused = self.pages.guard(request)
+        return refused if refused is not None else self._job_page(request, job_id)
+
+    async def _posted(self, request: Request) -> dict[str, str] | Response:
+        refused = self.pages.guard(request)
+        return refused if refused is not None else await self.pages.form(request)
+
+    async def approve(self, request: Request, job_id: str) -> Response:
+        """Approve a job waiting for plan approval: it is queued again."""
+        return await self._act(request, job_id, self.store.approve, "approved")
+
+    async def cancel(self, request: Request, job_id: str) -> Response:
+        """Cancel a queued, waiting or running job."""
+        return await self._act(request, job_id, self.store.cancel, "cancelled")
+
+    async def _act(self, request: Request, job_id: str, action: Any, done: str) -> Response:
+        fields = await self._posted(request)
+        if isinstance(fields, Response):
+            return fields
+        if not await run_in_threadpool(action, job_id):
+            return self.pages.message(request, 409, f"Not {done}",
+                                      f"Job {job_id} is not in a state that can be {done}.")
+        await run_in_threadpool(self.store.add_event, job_id, "admin", f"{done} on the admin page")
+        return self._go(request, f"/admin/jobs/{job_id}")
+
+    async def edit_spec(self, request: Request, job_id: str) -> Response:
+        """Replace the spec of a job waiting for approval, after validating it."""
+        fields = await self._posted(request)
+        if isinstance(fields, Response):
+            return fields
+        text = fields.get("spec", "").replace("\r\n", "\n")
+        try:
+            spec = load_spec_text(text, source="edited spec")
+        except SpecError as exc:
+            error = f"{exc.message}\nhint: {exc.hint}" if exc.hint else exc.message
+            return await run_in_threadpool(self._job_page, request, job_id, 422,
+                                           spec_error=error, spec_draft=text)
+        note = f"spec edited on the admin page: {len(spec.operations)} operation(s)"
+        if not await run_in_threadpool(self.store.amend_waiting, job_id,
+                                       {EDITED_SPEC_KEY: text}, note):
+            return self.pages.message(request, 409, "Not edited",
+                                      f"Job {job_id} is no longer waiting for approval.")
+        return self._go(request, f"/admin/jobs/{job_id}")
+
+    def submit_page(self, request: Request) -> Response:
+        """The form to queue an issue against a configured local repository."""
+        refused = self.pages.guard(request)
+        if refused is not None:
+            return refused
+        return self.pages.render(request, "submit.html", repos=[str(p) for p in self.local_repos],
+                                 submission=secrets.token_urlsafe(12), error="")
+
+    async def submit(self, request: Request) -> Response:
+        """Freeze the submitted issue and enqueue a job for `local:/abs/path`."""
+        fields = await self._posted(request)
+        if isinstance(fields, Response):
+            return fields
+        repo, title = fields.get("repo", ""), fields.get("title", "").strip()
+        command = JobCommand.PLAN if fields.get("command") == "plan" else JobCommand.RUN
+        if repo not in {str(p) for p in self.local_repos} or not title:
+            return self.pages.render(request, "submit.html", 400,
+                                     repos=[str(p) for p in self.local_repos],
+                                     submission=fields.get("submission", ""),
+                                     error="Choose a configured repository and give a title.")
+        request_ = freeze(repo_full_name=f"local:{repo}", title=title,
+                          body=fields.get("body", ""), sender="admin")
+        trigger = f"admin:{fields.get('submission', '')}"
+        new = NewJob(command=command, request=request_,
+                     idempotency_key=idempotency_key(request_, command, trigger))
+        job, _created = await run_in_threadpool(self.store.enqueue, new)
+        return self._go(request, f"/admin/jobs/{job.id}")
+
+    def static(self, name: str) -> Response:
+        """htmx and the stylesheet, shipped with the package."""
+        return static_file(name)
+
+    def graph(self, request: Request, repo: str, symbol: str) -> Response:
+        """`GET /query_graph?repo=...&symbol=...`: definitions, callers and callees as JSON."""
+        auth = self.pages.auth
+        if auth is None:
+            return JSONResponse({"error": "admin pages are disabled",
+                                 "hint": f"set {self.pages.token_env}"}, status_code=503)
+        bearer = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not (auth.valid_session(request.cookies.get(SESSION_COOKIE))
+                or (bearer and auth.token_matches(bearer))):
+            return JSONResponse({"error": "sign in or send the admin token as a Bearer token"},
+                                status_code=401)
+        try:
+            db = graph_path(repo, state_dir=self.state_dir, local_repos=self.local_repos)
+            return JSONResponse({"repo": repo, **query_graph(db, symbol)})
+        except GraphQueryError as exc:
+            return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=exc.status)
+        except DiffuseLLMError as exc:
+            return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=400)
+
+
+def _routes(router: APIRouter, app: AdminApp) -> None:
+    html: dict[str, Any] = {"response_class": HTMLResponse, "include_in_schema": False}
+    router.add_api_route("/admin", app.index, methods=["GET"], **html)
+    router.add_api_route("/admin/login", app.login_page, methods=["GET"], **html)
+    router.add_api_route("/admin/login", app.login, methods=["POST"], **html)
+    router.add_api_route("/admin/logout", app.logout, methods=["POST"], **html)
+    router.add_api_route("/admin/jobs", app.jobs, methods=["GET"], **html)
+    router.add_api_route("/admin/jobs/rows", app.job_rows, methods=["GET"], **html)
+    router.add_api_route("/admin/jobs/{job_id}", app.job, methods=["GET"], **html)
+    router.add_api_route("/admin/jobs/{job_id}/approve", app.approve, methods=["POST"], **html)
+    router.add_api_route("/admin/jobs/{job_id}/cancel", app.cancel, methods=["POST"], **html)
+    router.add_api_route("/admin/jobs/{job_id}/spec", app.edit_spec, methods=["POST"], **html)
+    router.add_api_route("/admin/learn", app.learn, methods=["GET"], **html)
+    router.add_api_route("/admin/submit", app.submit_page, methods=["GET"], **html)
+    router.add_api_route("/admin/submit", app.submit, methods=["POST"], **html)
+    router.add_api_route("/admin/static/{name}", app.static, methods=["GET"],
+                         include_in_schema=False)
+    router.add_api_route("/query_graph", app.graph, methods=["GET"], tags=["admin"])
+
+
+def admin_router(*, store: AdminStore, settings: Settings,
+                 environ: Mapping[str, str] | None = None,
+                 local_repos: Sequence[Path] = ()) -> APIRouter:
+    """`/admin/...` pages and `GET /query_graph`, behind the admin token.
+
+    The token is read once, from the environment variable `settings.server.admin_token_env`;
+    without it every admin page answers 503. `local_repos` are the repositories the submit form
+    offers (jobs for `local:/abs/path`) and `/query_graph` may digest.
+    """
+    env = dict(os.environ if environ is None else environ)
+    token = settings.server.admin_token(env)
+    pages = Pages(env=template_env(), auth=AdminAuth(token) if token else None,
+                  token_env=settings.server.admin_token_env)
+    app = AdminApp(store=store, pages=pages, state_dir=settings.state_path(),
+                   local_repos=tuple(p.expanduser().resolve() for p in local_repos))
+    router = APIRouter()
+    _routes(router, app)
+    return router

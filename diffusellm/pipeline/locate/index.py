@@ -1,0 +1,177 @@
+"""Localisation, indexing: chunk changed files, embed only new chunks, rebuild BM25; one call."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import astuple, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from diffusellm.errors import RepositoryError
+from diffusellm.pipeline.locate.chunks import Chunk, chunk_source, embedding_text, git_blob_id
+from diffusellm.pipeline.locate.embed import Embedder
+from diffusellm.pipeline.locate.lexical import LexicalIndexes, build_lexical
+from diffusellm.pipeline.locate.store import (
+    StoreConfig,
+    SyncStats,
+    chunk_ids,
+    open_collection,
+    sync_collection,
+)
+from diffusellm.pipeline.project import list_python_files, module_name_for
+
+CACHE_NAME = "chunks-v1.sqlite"
+
+
+@dataclass
+class IndexStats:
+    """What indexing did and how long each part took (seconds)."""
+
+    files: int = 0
+    chunks: int = 0
+    files_chunked: int = 0
+    embedded: int = 0
+    removed: int = 0
+    chunk_s: float = 0.0
+    embed_s: float = 0.0
+    lexical_s: float = 0.0
+    total_s: float = 0.0
+
+
+@dataclass
+class RepoIndex:
+    """A repository ready to search: its chunks, their vectors in chromadb, and BM25 indexes."""
+
+    root: Path
+    chunks: list[Chunk]
+    ids: list[str]
+    collection: Any
+    embedder: Embedder
+    lexical: LexicalIndexes
+    stats: IndexStats
+    position: dict[str, int] = field(default_factory=lambda: {})
+
+    def __post_init__(self) -> None:
+        self.position = {cid: i for i, cid in enumerate(self.ids)}
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE IF NOT EXISTS files"
+                 " (path TEXT PRIMARY KEY, blob TEXT NOT NULL, chunks TEXT NOT NULL)")
+    return conn
+
+
+def _chunk_from_row(row: list[Any]) -> Chunk:
+    path, qualname, kind, start, end, signature, doc, idents, literals, calls, imports, blob = row
+    return Chunk(path, qualname, kind, start, end, signature, doc, tuple(idents), tuple(literals),
+                 tuple(calls), tuple((a, b) for a, b in imports), blob)
+
+
+def load_chunk_cache(path: Path) -> dict[str, list[Chunk]]:
+    """Chunks cached by file path from an earlier run (empty when missing or unreadable)."""
+    if not path.is_file():
+        return {}
+    try:
+        conn = _connect(path)
+        try:
+            rows = conn.execute("SELECT path, chunks FROM files").fetchall()
+        finally:
+            conn.close()
+        return {str(p): [_chunk_from_row(r) for r in json.loads(c)] for p, c in rows}
+    except (sqlite3.Error, ValueError, TypeError):
+        return {}
+
+
+def save_chunk_cache(path: Path, old: dict[str, list[Chunk]], new: dict[str, list[Chunk]]) -> None:
+    """Write the files whose chunks changed and forget the files that are gone."""
+    conn = _connect(path)
+    try:
+        with conn:
+            gone = [(p,) for p in old if p not in new]
+            conn.executemany("DELETE FROM files WHERE path = ?", gone)
+            conn.executemany(
+                "INSERT OR REPLACE INTO files (path, blob, chunks) VALUES (?, ?, ?)",
+                [(p, rows[0].blob if rows else "", json.dumps([astuple(c) for c in rows]))
+                 for p, rows in new.items() if old.get(p) is not rows])
+    finally:
+        conn.close()
+
+
+def chunk_repository(
+    root: Path, cache: dict[str, list[Chunk]],
+) -> tuple[dict[str, list[Chunk]], int]:
+    """Chunks of every Python file under `root`, reusing cached chunks of unchanged files (same
+    git blob id); also how many files had to be chunked."""
+    if not root.is_dir():
+        raise RepositoryError(f"{root} is not a folder", hint="pass the repository's root folder")
+    out: dict[str, list[Chunk]] = {}
+    chunked = 0
+    for rel in list_python_files(root):
+        if not rel.endswith(".py"):
+            continue
+        try:
+            data = (root / rel).read_bytes()
+        except OSError:
+            continue
+        old = cache.get(rel)
+        if old and old[0].blob == git_blob_id(data):
+            out[rel] = old
+            continue
+        out[rel] = chunk_source(rel, module_name_for(root, rel) or Path(rel).stem, data)
+        chunked += 1
+    return out, chunked
+
+
+def _by_file(chunks: list[Chunk]) -> dict[str, list[Chunk]]:
+    out: dict[str, list[Chunk]] = {}
+    for chunk in chunks:
+        out.setdefault(chunk.path, []).append(chunk)
+    return out
+
+
+def build_index(
+    root: Path,
+    index_dir: Path,
+    embedder: Embedder,
+    *,
+    store: StoreConfig | None = None,
+    transform: Callable[[list[Chunk]], list[Chunk]] | None = None,
+    previous: RepoIndex | None = None,
+) -> RepoIndex:
+    """Bring the index in `index_dir` up to date with `root` and return it ready to search.
+
+    Only files whose blob id changed are chunked again and only their chunks embedded.
+    `previous` (an index of the same repository and folder still in memory) spares reading the
+    chunk cache and tokenizing unchanged chunks again. `transform` rewrites chunks before
+    indexing (the benchmark blanks docstrings with it)."""
+    started = time.perf_counter()
+    stats = IndexStats()
+    cache_path = index_dir / CACHE_NAME
+    cached = (load_chunk_cache(cache_path) if previous is None or transform is not None
+              else _by_file(previous.chunks))
+    by_file, stats.files_chunked = chunk_repository(root, cached)
+    if stats.files_chunked or by_file.keys() != cached.keys():
+        save_chunk_cache(cache_path, cached, by_file)
+    chunks = [c for rows in by_file.values() for c in rows]
+    if transform is not None:
+        chunks = transform(chunks)
+    stats.files, stats.chunks = len(by_file), len(chunks)
+    stats.chunk_s = time.perf_counter() - started
+    ids = chunk_ids(chunks)
+    collection = open_collection(store or StoreConfig(path=index_dir / "chroma"), embedder.name)
+    synced: SyncStats = sync_collection(collection, chunks, ids, embedding_text, embedder)
+    stats.embedded, stats.removed = synced.embedded, synced.removed
+    stats.embed_s = time.perf_counter() - started - stats.chunk_s
+    save = getattr(embedder, "save", None)
+    if callable(save):
+        save()
+    lexical = build_lexical(chunks, ids, previous.lexical.tokens if previous else None)
+    stats.total_s = time.perf_counter() - started
+    stats.lexical_s = stats.total_s - stats.chunk_s - stats.embed_s
+    return RepoIndex(root=root, chunks=chunks, ids=ids, collection=collection,
+                     embedder=embedder, lexical=lexical, stats=stats)

@@ -1,0 +1,180 @@
+"""Phase 4 generative planning: candidate operation sequences from the model, ranked by the scorer.
+
+The planner asks the language model for K candidate sequences (JSON constrained to the repository's
+real targets), grounded in the localised source and the style profile. A scorer model ranks them by
+the conditional log-likelihood of each sequence, combined with cheap features: files touched, graph
+impact (callers of what changes) and naming conformance. The best plan is tried first.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import structlog
+from pydantic import BaseModel, ConfigDict
+
+from diffusellm.errors import SpecError
+from diffusellm.models.base import ChatMessage, ModelError, TextGenerator
+from diffusellm.pipeline.locate.context import Localised, approx_tokens
+from diffusellm.pipeline.normalise.draft import draft_plan_model, json_schema, parse_draft, to_operations
+from diffusellm.pipeline.plan.features import GraphView, measure
+from diffusellm.pipeline.plan.prompts import plan_messages
+from diffusellm.pipeline.settings import PlanOptions
+from diffusellm.pipeline.spec import EditFunction, Operation, Spec
+from diffusellm.pipeline.understand.style.profile import StyleProfile
+
+PLAN_TOKENS = 320
+log = structlog.get_logger(__name__)
+
+
+class PlanFeatures(BaseModel):
+    """What the ranking weighed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    log_likelihood: float = 0.0
+    """Mean log-probability per token of the sequence under the scorer."""
+    files_touched: int = 0
+    graph_impact: int = 0
+    """Callers of the functions and classes the plan changes."""
+    naming_conformance: float = 1.0
+    """Share of the plan's new names that follow the repository's convention."""
+
+
+class Plan(BaseModel):
+    """One candidate sequence of operations, ranked."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    operations: list[Operation]
+    score: float = 0.0
+    features: PlanFeatures = PlanFeatures()
+    rationale: str = ""
+    origin: Literal["spec", "model"] = "spec"
+    requires_approval: bool = False
+    approval_reasons: list[str] = []
+
+
+def operations_json(operations: Sequence[Operation]) -> str:
+    """Canonical JSON of a sequence: what the scorer scores and what duplicates compare by."""
+    return json.dumps([op.model_dump(mode="json", exclude_none=True) for op in operations], sort_keys=True)
+
+
+def plan_from_spec(spec: Spec) -> Plan:
+    """The one plan a written spec stands for: its operations, as given."""
+    return Plan(operations=list(spec.operations), rationale="the operations the spec lists", origin="spec")
+
+
+def propose(
+    spec: Spec, *, llm: TextGenerator, loc: Localised, profile: StyleProfile, options: PlanOptions
+) -> tuple[list[Plan], list[str]]:
+    """The spec's own sequence plus up to K model candidates (distinct); and why others were dropped."""
+    plans = [plan_from_spec(spec)]
+    seen = {operations_json(spec.operations)}
+    dropped: list[str] = []
+    model = draft_plan_model(loc, profile)
+    messages, schema = plan_messages(spec, loc, profile), json_schema(model)
+    for i in range(options.candidates):
+        temperature = 0.0 if i == 0 else options.temperature
+        try:
+            reply = llm.generate_json(
+                messages, schema, max_new_tokens=PLAN_TOKENS, temperature=temperature, seed=options.seed + i
+            )
+            draft = parse_draft(model, reply)
+            ops = to_operations(draft, loc)
+        except (SpecError, ModelError) as exc:
+            dropped.append(f"candidate {i + 1}: {exc.message}")
+            continue
+        key = operations_json(ops)
+        if key in seen:
+            continue
+        seen.add(key)
+        plans.append(Plan(operations=ops, rationale=draft.rationale, origin="model"))
+    return plans, dropped
+
+
+def rank(
+    plans: Sequence[Plan],
+    *,
+    scorer: TextGenerator | None,
+    messages: Sequence[ChatMessage],
+    graph: GraphView,
+    loc: Localised,
+    profile: StyleProfile,
+    options: PlanOptions,
+) -> list[Plan]:
+    """Plans with their features and scores, best first (stable for ties)."""
+    ranked: list[Plan] = []
+    for plan in plans:
+        files, impact, naming = measure(plan.operations, graph, loc, profile)
+        text = operations_json(plan.operations)
+        ll = _log_likelihood(scorer, messages, text)
+        features = PlanFeatures(
+            log_likelihood=round(ll, 4), files_touched=files, graph_impact=impact, naming_conformance=naming
+        )
+        score = _combine(features, options)
+        reasons = _approval_reasons(plan.operations, features, options)
+        ranked.append(
+            plan.model_copy(
+                update={
+                    "features": features,
+                    "score": round(score, 4),
+                    "requires_approval": bool(reasons),
+                    "approval_reasons": reasons,
+                }
+            )
+        )
+    return sorted(ranked, key=lambda p: -p.score)
+
+
+def _log_likelihood(scorer: TextGenerator | None, messages: Sequence[ChatMessage], text: str) -> float:
+    """Mean log-probability per token of `text` (0.0 without a scorer, or when scoring fails)."""
+    if scorer is None:
+        return 0.0
+    try:
+        return scorer.score(messages, text) / max(1, approx_tokens(text))
+    except ModelError as exc:
+        log.warning("plan.score_failed", problem=exc.message)
+        return 0.0
+
+
+def _combine(f: PlanFeatures, options: PlanOptions) -> float:
+    return (
+        f.log_likelihood
+        - options.files_weight * f.files_touched
+        - options.impact_weight * math.log1p(f.graph_impact)
+        - options.naming_weight * (1.0 - f.naming_conformance)
+    )
+
+
+def _approval_reasons(ops: Sequence[Operation], f: PlanFeatures, options: PlanOptions) -> list[str]:
+    reasons: list[str] = []
+    if f.files_touched > options.approval_files:
+        reasons.append(f"touches {f.files_touched} files (more than {options.approval_files})")
+    if f.graph_impact > options.approval_callers:
+        reasons.append(f"changes code with {f.graph_impact} callers (more than {options.approval_callers})")
+    if any(isinstance(op, EditFunction) and op.signature_may_change for op in ops):
+        reasons.append("changes a signature without updating its callers")
+    return reasons
+
+
+def plan_change(
+    spec: Spec,
+    *,
+    llm: TextGenerator,
+    scorer: TextGenerator | None,
+    graph: GraphView,
+    loc: Localised,
+    profile: StyleProfile,
+    options: PlanOptions | None = None,
+) -> tuple[list[Plan], list[str]]:
+    """Propose and rank: plans best first, and the reasons some candidates were dropped."""
+    options = options or PlanOptions()
+    plans, dropped = propose(spec, llm=llm, loc=loc, profile=profile, options=options)
+    messages = plan_messages(spec, loc, profile)
+    ranked = rank(plans, scorer=scorer, messages=messages, graph=graph, loc=loc, profile=profile, options=options)
+    log.info("plan.ranked", plans=len(ranked), dropped=len(dropped), best=ranked[0].score if ranked else None)
+    return ranked, dropped

@@ -1,0 +1,308 @@
+"""Phase 6 validation: ruff, pyright and pytest on the base and on the change, in the sandbox;
+only failures the change introduced count, and the spec's acceptance tests must pass outright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from diffusellm.errors import ConfigError
+from diffusellm.pipeline.validate.findings import (
+    Finding,
+    is_tool_failure,
+    new_findings,
+    parse_junit,
+    parse_pyright,
+    parse_ruff,
+    tool_failure,
+)
+from diffusellm.pipeline.validate.report import CheckName, CheckResult, ValidationReport
+from diffusellm.pipeline.validate.sandbox import Sandbox, SandboxResult
+from diffusellm.pipeline.validate.settings import ValidationSettings
+
+OUT_DIR = ".diffusellm-validate"
+"""Inside each copy: where the checks write their reports (pytest does not collect dot dirs)."""
+RUFF_CONFIG_COPY = ".diffusellm-ruff.toml"
+TAIL_LINES = 60
+TAIL_CHARS = 6000
+_COPY_IGNORE = shutil.ignore_patterns(
+    ".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", OUT_DIR, RUFF_CONFIG_COPY
+)
+
+
+@dataclass(frozen=True)
+class _Context:
+    base: Path
+    head: Path
+    sandbox: Sandbox
+    settings: ValidationSettings
+    python: str
+    renames: Mapping[str, str]
+
+
+@dataclass
+class _Run:
+    """One side's run of a check: its findings, and what ran (None when nothing had to)."""
+
+    findings: list[Finding] = field(default_factory=list[Finding])
+    result: SandboxResult | None = None
+    argv: list[str] | None = None
+    seen: set[str] | None = None
+
+
+def validate_change(
+    *,
+    base_dir: Path,
+    head_dir: Path,
+    changed_files: Sequence[str],
+    tests: Sequence[str] | None,
+    acceptance_tests: Sequence[str],
+    sandbox: Sandbox,
+    settings: ValidationSettings,
+    ruff_config: Path | None = None,
+    renames: Mapping[str, str] | None = None,
+) -> ValidationReport:
+    """Run every enabled check on copies of both checkouts; report what the change made worse.
+
+    `renames` (new identifier → old) lets a base failure whose message names a renamed symbol
+    match its respelled self on the change.
+    """
+    if ruff_config is not None and not ruff_config.is_file():
+        raise ConfigError(
+            f"ruff config {ruff_config} does not exist",
+            hint="run the style profiling step again, or pass no ruff config",
+        )
+    python_files = [f for f in dict.fromkeys(changed_files) if f.endswith((".py", ".pyi"))]
+    with tempfile.TemporaryDirectory(prefix="diffusellm-validate-") as tmp:
+        ctx = _Context(
+            base=_copy(base_dir, Path(tmp) / "base"),
+            head=_copy(head_dir, Path(tmp) / "head"),
+            sandbox=sandbox,
+            settings=settings,
+            python=settings.python or sys.executable,
+            renames=dict(renames or {}),
+        )
+        checks = [
+            _ruff_check(ctx, python_files, ruff_config),
+            _pyright_check(ctx, python_files),
+            _pytest_check(ctx, tests),
+            _acceptance_check(ctx, acceptance_tests),
+        ]
+    return ValidationReport(checks=checks)
+
+
+def _copy(source: Path, side: Path) -> Path:
+    """A writable copy named like the original (a root __init__.py makes the name matter)."""
+    if not source.is_dir():
+        raise ConfigError(f"checkout {source} is not a directory", hint="pass both checkouts")
+    target = side / (source.resolve().name or "repo")
+    shutil.copytree(source, target, symlinks=True, ignore=_COPY_IGNORE)
+    (target / OUT_DIR).mkdir()
+    return target
+
+
+def _ruff_check(ctx: _Context, files: list[str], ruff_config: Path | None) -> CheckResult:
+    if not ctx.settings.ruff:
+        return _skipped("ruff", "disabled in settings")
+    if not files:
+        return _skipped("ruff", "no changed Python files")
+
+    def argv(root: Path, present: list[str]) -> list[str]:
+        return [
+            ctx.python, "-m", "ruff", "check", "--output-format", "json", "--no-cache",
+            "--force-exclude", *_ruff_config_args(root, ruff_config), "--", *present,
+        ]
+
+    return _static_check(ctx, "ruff", files, argv, parse_ruff)
+
+
+def _ruff_config_args(root: Path, ruff_config: Path | None) -> list[str]:
+    """The repository's own ruff config wins (ruff finds it); else the profiled one, if any."""
+    if ruff_config is None or _has_ruff_config(root):
+        return []
+    if ruff_config.name == "pyproject.toml":
+        target = root / OUT_DIR / "pyproject.toml"
+    else:
+        target = root / RUFF_CONFIG_COPY
+    shutil.copyfile(ruff_config, target)
+    return ["--config", target.relative_to(root).as_posix()]
+
+
+def _has_ruff_config(root: Path) -> bool:
+    if (root / "ruff.toml").is_file() or (root / ".ruff.toml").is_file():
+        return True
+    try:
+        data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    tool = data.get("tool")
+    return isinstance(tool, dict) and "ruff" in tool
+
+
+def _pyright_check(ctx: _Context, files: list[str]) -> CheckResult:
+    if not ctx.settings.pyright:
+        return _skipped("pyright", "disabled in settings")
+    if not files:
+        return _skipped("pyright", "no changed Python files")
+
+    def argv(root: Path, present: list[str]) -> list[str]:
+        return [
+            ctx.python, "-m", "pyright", "--outputjson", "--pythonpath", ctx.python,
+            *(f"./{f}" if f.startswith("-") else f for f in present),
+        ]
+
+    return _static_check(ctx, "pyright", files, argv, parse_pyright)
+
+
+def _static_check(
+    ctx: _Context,
+    name: CheckName,
+    files: list[str],
+    build: Callable[[Path, list[str]], list[str]],
+    parse: Callable[[Path, SandboxResult], list[Finding]],
+) -> CheckResult:
+    """Run a linter on the changed files present on each side and compare."""
+    runs: list[_Run] = []
+    for root in (ctx.base, ctx.head):
+        present = _present(root, files)
+        if not present:
+            runs.append(_Run())
+            continue
+        argv = build(root, present)
+        result = ctx.sandbox.run(argv, workdir=root, env=_env(ctx, root))
+        runs.append(_Run(parse(root, result), result, argv))
+    count = len(_present(ctx.head, files))
+    return _compare(name, runs[0], runs[1], f"{count} changed Python file(s)", ctx.renames)
+
+
+def _present(root: Path, files: Sequence[str]) -> list[str]:
+    return [
+        f for f in files
+        if not PurePosixPath(f).is_absolute() and ".." not in PurePosixPath(f).parts
+        and (root / f).is_file()
+    ]
+
+
+def _pytest_check(ctx: _Context, tests: Sequence[str] | None) -> CheckResult:
+    if not ctx.settings.pytest:
+        return _skipped("pytest", "disabled in settings")
+    if tests is not None and not tests:
+        return _skipped("pytest", "no tests selected")
+    scope = "whole suite" if tests is None else _describe(tests, "selected")
+    head_targets = None if tests is None else _targets(ctx.head, tests, whole_files=False)
+    if head_targets == []:
+        return _skipped("pytest", "none of the selected tests exist on the change", scope)
+    base_targets = None if tests is None else _targets(ctx.base, tests, whole_files=True)
+    head = _pytest_run(ctx, ctx.head, head_targets, "junit.xml")
+    base = _Run() if base_targets == [] else _pytest_run(ctx, ctx.base, base_targets, "junit.xml")
+    if head.seen is not None and base_targets != head_targets:
+        # Base ran whole files (a node id may not exist there): compare the same tests only.
+        base.findings = [f for f in base.findings if is_tool_failure(f) or f.key[1] in head.seen]
+    return _compare("pytest", base, head, scope, ctx.renames)
+
+
+def _targets(root: Path, tests: Sequence[str], *, whole_files: bool) -> list[str]:
+    """The selected tests whose file exists on this side (as files only, if asked)."""
+    found: list[str] = []
+    for test in tests:
+        path = test.split("::", 1)[0]
+        if _present_path(root, path):
+            found.append(path if whole_files else test)
+    return list(dict.fromkeys(found))
+
+
+def _present_path(root: Path, path: str) -> bool:
+    pure = PurePosixPath(path)
+    return not pure.is_absolute() and ".." not in pure.parts and (root / path).exists()
+
+
+def _pytest_run(ctx: _Context, root: Path, targets: list[str] | None, report: str) -> _Run:
+    argv = [
+        ctx.python, "-m", "pytest", *ctx.settings.pytest_args,
+        "-p", "timeout", f"--timeout={ctx.settings.test_timeout_s}",
+        "-o", "junit_family=xunit1", "--continue-on-collection-errors",
+        f"--junitxml={OUT_DIR}/{report}", "--rootdir=.", *(targets or []),
+    ]
+    result = ctx.sandbox.run(argv, workdir=root, env=_env(ctx, root))
+    findings, seen = parse_junit(root, root / OUT_DIR / report)
+    unusable = result.returncode not in (0, 1, 5) and not findings
+    if result.timed_out or unusable:
+        findings.append(tool_failure("pytest", result, root))
+    return _Run(findings, result, argv, seen)
+
+
+def _acceptance_check(ctx: _Context, acceptance_tests: Sequence[str]) -> CheckResult:
+    """The spec's acceptance tests must pass on the change outright, not only be no worse."""
+    if not acceptance_tests:
+        return _skipped("acceptance", "the spec names no acceptance tests")
+    targets = list(dict.fromkeys(acceptance_tests))
+    run = _pytest_run(ctx, ctx.head, targets, "junit-acceptance.xml")
+    result = run.result
+    if result is not None and result.returncode == 5:
+        run.findings.append(Finding(("pytest", "none"), "no acceptance test was collected"))
+    elif result is not None and result.returncode != 0 and not run.findings:
+        run.findings.append(tool_failure("pytest", result, ctx.head))
+    return CheckResult(
+        name="acceptance",
+        command=run.argv or [],
+        passed=not run.findings,
+        new_failures=[f.line for f in run.findings],
+        head_failures=len(run.findings),
+        scope=_describe(targets, "acceptance, must pass on the change"),
+        output_tail=_tail(result),
+        duration_s=result.duration_s if result else 0.0,
+    )
+
+
+def _compare(
+    name: CheckName, base: _Run, head: _Run, scope: str, renames: Mapping[str, str]
+) -> CheckResult:
+    new = new_findings(base.findings, head.findings, renames)
+    broken = [f.line for f in head.findings if is_tool_failure(f)]
+    skipped = None
+    if broken and not new:
+        skipped = f"{name} could not run on the base nor on the change: {broken[0]}"
+    runs = [r.result for r in (base, head) if r.result is not None]
+    return CheckResult(
+        name=name,
+        command=head.argv or base.argv or [],
+        passed=not new,
+        new_failures=new,
+        base_failures=len(base.findings),
+        head_failures=len(head.findings),
+        scope=scope,
+        skipped_reason=skipped,
+        output_tail=_tail(head.result),
+        duration_s=sum(r.duration_s for r in runs),
+    )
+
+
+def _skipped(name: CheckName, reason: str, scope: str = "") -> CheckResult:
+    return CheckResult(name=name, command=[], passed=True, scope=scope, skipped_reason=reason)
+
+
+def _env(ctx: _Context, root: Path) -> dict[str, str]:
+    paths = [root, *([root / "src"] if (root / "src").is_dir() else [])]
+    paths += [root / p for p in ctx.settings.extra_pythonpath]
+    return {
+        "PYTHONPATH": os.pathsep.join(dict.fromkeys(str(p) for p in paths)),
+        "PYRIGHT_PYTHON_IGNORE_WARNINGS": "1",
+    }
+
+
+def _describe(items: Sequence[str], what: str) -> str:
+    shown = ", ".join(items[:5]) + (f", ... ({len(items)} in all)" if len(items) > 5 else "")
+    return f"{shown} ({what})"
+
+
+def _tail(result: SandboxResult | None) -> str:
+    if result is None:
+        return ""
+    text = "\n".join(part for part in (result.stdout.strip(), result.stderr.strip()) if part)
+    return "\n".join(text.splitlines()[-TAIL_LINES:])[-TAIL_CHARS:]

@@ -1,1 +1,0 @@
-"""Understanding a repository: style profile, parsing, knowledge graph, signature trie."""

@@ -1,1 +1,0 @@
-"""Deterministic refactor operations (LibCST codemods) applied across a whole repository."""
