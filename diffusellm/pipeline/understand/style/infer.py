@@ -10,9 +10,10 @@ from pathlib import Path, PurePosixPath
 from diffusellm.errors import RepositoryError
 from diffusellm.pipeline.project import list_python_files
 from diffusellm.pipeline.understand.style.artifacts import ruff_toml, write_naming_db
+from diffusellm.pipeline.understand.style.changelog import changelog_info
 from diffusellm.pipeline.understand.style.code import docstring_style, first_party_names, import_style
 from diffusellm.pipeline.understand.style.config import configured_line_length
-from diffusellm.pipeline.understand.style.history import changelog_info, commit_convention, recent_subjects
+from diffusellm.pipeline.understand.style.history import commit_convention, recent_subjects
 from diffusellm.pipeline.understand.style.layout import (
     LayoutStats,
     indentation,

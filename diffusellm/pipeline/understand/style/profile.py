@@ -14,21 +14,33 @@ NamingConvention = Literal[
 ]
 DocstringStyle = Literal["google", "numpy", "rest", "plain", "none"]
 CommitConvention = Literal["conventional", "gitmoji", "bracketed", "imperative", "none"]
-ChangelogFormat = Literal["keepachangelog", "towncrier", "none"]
+ChangelogFormat = Literal["keepachangelog", "towncrier", "scriv", "pallets", "sections", "none"]
+"""`pallets`: "Version X" headings with an "Unreleased" / "Released DATE" line under each;
+`sections`: version sections newest first ("dev", "Unreleased" or a version on top) in a
+HISTORY / CHANGES / NEWS / docs file; `scriv`: fragments that scriv collects."""
 
 
 class ChangelogInfo(BaseModel):
-    """Where and how the repository records changes."""
+    """Where and how the repository records changes, and what that was read from."""
 
     model_config = ConfigDict(extra="forbid")
 
     format: ChangelogFormat = "none"
     path: str | None = None
-    """`CHANGELOG.md` for keepachangelog; the fragment directory for towncrier."""
+    """The file an entry goes into; the fragment directory for towncrier and scriv."""
     fragment_types: list[str] = []
     """Towncrier fragment types (feature, bugfix, ...), in the repository's order."""
     unreleased_heading: str | None = None
     """The exact heading line of the Unreleased section, when there is one."""
+    new_section: str | None = None
+    """How the history titles a section not yet released, `{version}` marking the version (for
+    example `{version} (UNRELEASED)`); None: "Unreleased" (Pallets: `Version {version}`)."""
+    bullet: str = "-"
+    reference: str | None = None
+    """How entries cite an issue, `{n}` marking the number (`:issue:`{n}``, `(#{n})`, ...);
+    None when entries cite none, or only pull requests (whose number is not known yet)."""
+    evidence: list[str] = []
+    """What the format was read from: config keys, files, headings, history."""
 
 
 class ImportStyle(BaseModel):
@@ -57,6 +69,9 @@ class StyleProfile(BaseModel):
     line_length: int = 88
     line_length_source: str = "measured"
     """Where the line length came from: "measured" (a high percentile of real lines) or the config key."""
+    sources: dict[str, str] = {}
+    """Where each declared fact came from (`indent`, `quote_style`, `line_length`), for example
+    `.pre-commit-config.yaml black hook`; a fact not named here was measured from the code."""
     docstring_style: DocstringStyle = "plain"
     naming: dict[IdentifierKind, NamingConvention] = {}
     imports: ImportStyle = ImportStyle()

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from diffusellm.pipeline.understand.style.changelog import changelog_info
 from diffusellm.pipeline.understand.style.code import docstring_kind
-from diffusellm.pipeline.understand.style.history import changelog_info, commit_style
+from diffusellm.pipeline.understand.style.history import commit_style
 from diffusellm.pipeline.understand.style.infer import profile_style
 
 
