@@ -1,14 +1,18 @@
-"""Phase 7 commit builder, changelog: a keepachangelog bullet or a towncrier fragment."""
+"""Phase 7 commit builder, changelog: an entry where the maintainers write one (Keep a Changelog,
+Pallets or version sections, towncrier or scriv fragment), in their bullet and citation style."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import tomllib
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
 from diffusellm.errors import RepositoryError
+from diffusellm.pipeline.deliver.sections import insert_section_entry
 from diffusellm.pipeline.spec import Spec
 from diffusellm.pipeline.understand.style.profile import ChangelogInfo
 from diffusellm.pipeline.workspace import slugify
@@ -123,22 +127,62 @@ def insert_keepachangelog(text: str, entry_text: str, unreleased_heading: str | 
     return newline.join(lines) + newline
 
 
-def _entry_text(spec: Spec, issue_number: int | None) -> str:
+def entry_text(
+    spec: Spec, issue_number: int | None, reference: str | None, *, sentence: bool = False, cite: str | None = None
+) -> str:
+    """The spec's title as one entry, citing the issue the way the file does (`cite` when the file
+    shows no way); `sentence` ends it with a full stop, as prose changelogs do."""
     text = " ".join(spec.title.split()).rstrip(".")
-    return f"{text} (#{issue_number})" if issue_number is not None else text
+    if sentence and text and text[-1] not in "!?":
+        text += "."
+    template = reference or cite
+    if issue_number is None or template is None:
+        return text
+    return f"{text} {template.replace('{n}', str(issue_number))}"
 
 
-def _keepachangelog(info: ChangelogInfo, spec: Spec, wt_path: Path, issue: int | None) -> str:
-    rel = info.path or "CHANGELOG.md"
+def _edit_file(info: ChangelogInfo, wt_path: Path, default: str, edit: Callable[[str], str]) -> str:
+    rel = info.path or default
     path = _inside(wt_path, rel)
     try:
         text = path.read_bytes().decode("utf-8") if path.is_file() else ""
     except UnicodeDecodeError:
         raise RepositoryError(f"{rel} is not UTF-8", hint="convert it to UTF-8") from None
     path.parent.mkdir(parents=True, exist_ok=True)
-    updated = insert_keepachangelog(text, _entry_text(spec, issue), info.unreleased_heading)
-    path.write_bytes(updated.encode("utf-8"))
+    path.write_bytes(edit(text).encode("utf-8"))
     return rel
+
+
+def _keepachangelog(info: ChangelogInfo, spec: Spec, wt_path: Path, issue: int | None) -> str:
+    entry = entry_text(spec, issue, info.reference, cite="(#{n})")
+    return _edit_file(info, wt_path, "CHANGELOG.md",
+                      lambda text: insert_keepachangelog(text, entry, info.unreleased_heading))
+
+
+def _sections(info: ChangelogInfo, spec: Spec, wt_path: Path, issue: int | None) -> str:
+    entry = entry_text(spec, issue, info.reference, sentence=True)
+    rst = (info.path or "").lower().endswith(".rst")
+    return _edit_file(info, wt_path, "CHANGES.rst" if rst else "CHANGES.md",
+                      lambda text: insert_section_entry(text, info, entry, rst=rst))
+
+
+def _scriv(info: ChangelogInfo, spec: Spec, wt_path: Path, issue: int | None, now: dt.datetime) -> str:
+    """A scriv fragment: `news/20260101_120000_diffusellm_<slug>.rst` holding the bullet, under a
+    category heading when the project configures categories."""
+    rel_dir = info.path or "changelog.d"
+    folder = _inside(wt_path, rel_dir)
+    names = [p.name for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
+    suffix = ".md" if any(n.endswith((".md", ".md.j2")) for n in names) else ".rst"
+    entry = f"- {entry_text(spec, issue, info.reference, sentence=True, cite='(#{n})')}"
+    body = [entry]
+    if info.fragment_types:
+        category = fragment_type(spec, info.fragment_types)
+        head = [f"### {category}"] if suffix == ".md" else [category, "-" * len(category)]
+        body = [*head, "", entry]
+    name = f"{now.strftime('%Y%m%d_%H%M%S')}_diffusellm_{slugify(spec.title, 40)}{suffix}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(("\n".join(body) + "\n").encode("utf-8"))
+    return f"{rel_dir.rstrip('/')}/{name}"
 
 
 def fragment_type(spec: Spec, types: list[str]) -> str:
@@ -211,10 +255,17 @@ def changelog_entry(
     *,
     job_id: str | None = None,
     issue_number: int | None = None,
+    now: dt.datetime | None = None,
 ) -> str | None:
-    """Record the change the repository's way; the path written (relative), or None for no log."""
+    """Record the change the repository's way; the path written (relative), or None for no log.
+
+    `now` names scriv fragments (the current UTC time when None)."""
     if info.format == "keepachangelog":
         return _keepachangelog(info, spec, wt_path, issue_number)
+    if info.format in ("pallets", "sections"):
+        return _sections(info, spec, wt_path, issue_number)
     if info.format == "towncrier":
         return _towncrier(info, spec, wt_path, job_id, issue_number)
+    if info.format == "scriv":
+        return _scriv(info, spec, wt_path, issue_number, now or dt.datetime.now(dt.UTC))
     return None

@@ -27,7 +27,7 @@ _UNRELEASED_WORD = re.compile(r"\bunreleased\b", re.I)
 _PALLETS_TITLE = re.compile(r"^version\s+\d", re.I)
 _PALLETS_STATUS = re.compile(r"^(unreleased|released\b)", re.I)
 _VERSION = re.compile(r"\d+(?:\.\d+)+")
-_BULLET = re.compile(r"^\s*([-*+]) \S")
+_BULLET = re.compile(r"^([-*+]\s+)\S")
 _INCLUDE = re.compile(r"^\.\. include:: (\S+)\s*$", re.M)
 _READ_LIMIT = 256 * 1024
 # How entries cite issues; PR-only citations cannot be written before the PR exists.
@@ -161,7 +161,7 @@ def _candidate_files(root: Path) -> list[Path]:
 
 def _bullet(lines: list[str]) -> str:
     marks = [m.group(1) for line in lines[:400] if (m := _BULLET.match(line))]
-    return Counter(marks).most_common(1)[0][0] if marks else "-"
+    return Counter(marks).most_common(1)[0][0] if marks else "- "
 
 
 def _reference(text: str) -> str | None:

@@ -35,7 +35,8 @@ class ChangelogInfo(BaseModel):
     new_section: str | None = None
     """How the history titles a section not yet released, `{version}` marking the version (for
     example `{version} (UNRELEASED)`); None: "Unreleased" (Pallets: `Version {version}`)."""
-    bullet: str = "-"
+    bullet: str = "- "
+    """What goes before an entry's text: the list marker and its spacing (`- `, `* `, `-   `)."""
     reference: str | None = None
     """How entries cite an issue, `{n}` marking the number (`:issue:`{n}``, `(#{n})`, ...);
     None when entries cite none, or only pull requests (whose number is not known yet)."""

@@ -221,7 +221,9 @@ def test_snake_case_repository(tmp_path: Path) -> None:
                                        "feat: add record store"]
     assert profile.changelog.model_dump() == {
         "format": "keepachangelog", "path": "CHANGELOG.md", "fragment_types": [],
-        "unreleased_heading": "## [Unreleased]",
+        "unreleased_heading": "## [Unreleased]", "new_section": None, "bullet": "- ",
+        "reference": None,
+        "evidence": ["CHANGELOG.md: Keep a Changelog sections; top section '[Unreleased]'"],
     }
     assert profile.files_profiled == 3
 
@@ -245,7 +247,8 @@ def test_camel_case_repository(tmp_path: Path) -> None:
     assert len(profile.commit_examples) == 4
     assert profile.changelog.model_dump() == {
         "format": "towncrier", "path": "changes", "fragment_types": ["feature", "bugfix"],
-        "unreleased_heading": None,
+        "unreleased_heading": None, "new_section": None, "bullet": "- ", "reference": None,
+        "evidence": ["pyproject.toml [tool.towncrier]"],
     }
 
 
