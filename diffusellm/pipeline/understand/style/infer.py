@@ -12,7 +12,7 @@ from diffusellm.pipeline.project import list_python_files
 from diffusellm.pipeline.understand.style.artifacts import ruff_toml, write_naming_db
 from diffusellm.pipeline.understand.style.changelog import changelog_info
 from diffusellm.pipeline.understand.style.code import docstring_style, first_party_names, import_style
-from diffusellm.pipeline.understand.style.config import configured_line_length
+from diffusellm.pipeline.understand.style.declared import Declared, declared_style
 from diffusellm.pipeline.understand.style.history import commit_convention, recent_subjects
 from diffusellm.pipeline.understand.style.layout import (
     LayoutStats,
@@ -113,17 +113,19 @@ def profile_style(repo: Path, files: Sequence[str] | None = None) -> StyleProfil
     rels = _files(root, files)
     parsed = _parse_all(root, rels)
     layout = _layout(parsed)
-    indent_char, indent_width = indentation(layout)
-    configured = configured_line_length(root)
+    declared = declared_style(root)
+    indent_char, indent_width = declared.indent.value if declared.indent else indentation(layout)
+    length = declared.line_length
     identifiers = [i for p in parsed for i in p.identifiers]
     convention, examples = commit_convention(recent_subjects(root))
     return StyleProfile(
         indent="tabs" if indent_char == "tab" else f"{indent_width} spaces",
         indent_width=indent_width,
         indent_char=indent_char,
-        quote_style=quote_style(layout),
-        line_length=configured.value if configured else measured_line_length(layout),
-        line_length_source=configured.source if configured else "measured",
+        quote_style=declared.quote.value if declared.quote else quote_style(layout),
+        line_length=length.value if length else measured_line_length(layout),
+        line_length_source=length.source if length else "measured",
+        sources=_sources(declared),
         docstring_style=docstring_style(parsed),
         naming={kind: s.convention for kind, s in summarize_all(identifiers).items()},
         imports=import_style(parsed, first_party_names(root, rels)),
@@ -134,10 +136,16 @@ def profile_style(repo: Path, files: Sequence[str] | None = None) -> StyleProfil
     )
 
 
+def _sources(declared: Declared) -> dict[str, str]:
+    """Where each declared fact came from; facts not named were measured from the code."""
+    facts = {"indent": declared.indent, "quote_style": declared.quote, "line_length": declared.line_length}
+    return {name: fact.source for name, fact in facts.items() if fact is not None}
+
+
 def _line_source(root: Path, profile: StyleProfile) -> str:
-    configured = configured_line_length(root)
-    if configured is not None and configured.value == profile.line_length:
-        return f"from {configured.source}"
+    declared = declared_style(root).line_length
+    if declared is not None and declared.value == profile.line_length:
+        return f"from {declared.source}"
     return _MEASURED
 
 
