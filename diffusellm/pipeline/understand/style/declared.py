@@ -54,12 +54,15 @@ def _hooks(root: Path) -> list[_Hook]:
     except yaml.YAMLError:
         return []
     hooks: list[_Hook] = []
-    repos = data.get("repos") if isinstance(data, dict) else None
-    for repo in cast(list[Any], repos) if isinstance(repos, list) else []:
-        found = repo.get("hooks") if isinstance(repo, dict) else None
-        for hook in cast(list[Any], found) if isinstance(found, list) else []:
-            if isinstance(hook, dict) and isinstance(hook.get("id"), str):
-                args = hook.get("args")
+    top = cast(dict[str, Any], data) if isinstance(data, dict) else {}
+    repos: Any = top.get("repos")
+    for entry in cast(list[Any], repos) if isinstance(repos, list) else []:
+        repo = cast(dict[str, Any], entry) if isinstance(entry, dict) else {}
+        found: Any = repo.get("hooks")
+        for item in cast(list[Any], found) if isinstance(found, list) else []:
+            hook = cast(dict[str, Any], item) if isinstance(item, dict) else {}
+            if isinstance(hook.get("id"), str):
+                args: Any = hook.get("args")
                 words = [str(a) for a in cast(list[Any], args)] if isinstance(args, list) else []
                 hooks.append(_Hook(str(hook["id"]), words))
     return hooks
@@ -164,7 +167,9 @@ def _line_length(root: Path, hooks: list[_Hook], formatter: tuple[str, str] | No
 def _quote(root: Path, hooks: list[_Hook], formatter: tuple[str, str] | None) -> Fact[Quote] | None:
     style = _ruff_setting(root, "quote-style", "format")
     if style is not None:  # "preserve" declares no preference
-        return Fact(cast(Quote, style.value), style.source) if style.value in ("double", "single") else None
+        quotes: dict[object, Quote] = {"double": "double", "single": "single"}
+        value = quotes.get(style.value)
+        return Fact(value, style.source) if value is not None else None
     black = toml_table(root / "pyproject.toml", "tool", "black") or {}
     skipped = black.get("skip-string-normalization") is True or any(
         a in _NO_NORMALISATION for h in hooks if h.id.startswith("black") for a in h.args
