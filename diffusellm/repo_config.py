@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 import shlex
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
@@ -12,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from diffusellm.config import Settings
 from diffusellm.errors import ConfigError
+from diffusellm.pipeline.understand.style.guidance import read_guidance
+from diffusellm.pipeline.understand.style.profile import RepoGuidance
 
 REPO_CONFIG_PATH = ".github/diffusellm.yml"
 _HINT = f"fix {REPO_CONFIG_PATH} on the default branch (keys: " \
@@ -96,3 +100,47 @@ def effective_settings(settings: Settings, config: RepoConfig) -> Settings:
     args = ["-p", "no:cacheprovider", *pytest_args(config.test_command)]
     validation = settings.validation.model_copy(update={"pytest_args": args})
     return settings.model_copy(update={"validation": validation})
+
+
+# The repository's instruction files (AGENTS.md, CONTRIBUTING, copilot-instructions) may fill in
+# what `.github/diffusellm.yml` leaves unset, and only in the narrowing direction: a pytest
+# command, and more blocked paths. They never touch allowed_paths, secrets or the network.
+_RUNNER_PREFIX = re.compile(r"^(?:(?:uv|poetry|pdm|hatch|pipenv) run\s+)?(?:(python3?)\s+-\w*m\s+)?(?=pytest\b)")
+
+
+def guidance_test_command(command: str) -> str | None:
+    """The pytest command an instruction file's command runs (`uv run pytest -x` → `pytest -x`);
+    None for other runners (tox, make, just), which the sandbox cannot run."""
+    match = _RUNNER_PREFIX.match(command.strip())
+    if match is None:
+        return None
+    rest = command.strip()[match.end() :]
+    candidate = f"{match.group(1)} -m {rest}" if match.group(1) else rest
+    try:
+        pytest_args(candidate)
+    except ValueError:
+        return None
+    return candidate
+
+
+def apply_guidance(config: RepoConfig, guidance: RepoGuidance) -> tuple[RepoConfig, list[str]]:
+    """`config` with the test command and paths not to touch that the instruction files give, where
+    the file does not set them; and one line per fact taken, naming its source."""
+    taken: list[str] = []
+    update: dict[str, Any] = {}
+    fact = guidance.test_command
+    command = guidance_test_command(fact.value) if fact is not None else None
+    if config.test_command is None and fact is not None and command is not None:
+        update["test_command"] = command
+        taken.append(f"test command `{command}` from {fact.source}")
+    extra = [f for f in guidance.protected_paths if f.value not in config.blocked_paths][:20]
+    if extra:
+        update["blocked_paths"] = [*config.blocked_paths, *(f.value for f in extra)]
+        taken += [f"blocked path `{f.value}` from {f.source}" for f in extra]
+    merged = RepoConfig.model_validate(config.model_dump() | update) if update else config
+    return merged, taken
+
+
+def config_with_guidance(config: RepoConfig, checkout: Path) -> tuple[RepoConfig, list[str]]:
+    """`apply_guidance` with the instruction files of the checkout at `checkout`."""
+    return apply_guidance(config, read_guidance(checkout))

@@ -23,6 +23,7 @@ from diffusellm.pipeline.deliver.commit import (
     format_changed_code,
     summary_markdown,
 )
+from diffusellm.pipeline.deliver.summary import convention_lines
 from diffusellm.pipeline.generate.loop import Attempt
 from diffusellm.pipeline.issue_plan import Localiser
 from diffusellm.pipeline.plan.candidates import Plan
@@ -78,6 +79,9 @@ class RunReport(BaseModel):
     question: str | None = None
     core: Literal["diffusion", "llm"] | None = None
     """The model core that filled the generated code; None when nothing was generated."""
+    conventions: list[str] = []
+    """What the run took from the repository's own conventions (declared style, changelog, test
+    command, instruction files), each with where it came from."""
 
 
 CoreChooser = Callable[[Sequence[Mapping[str, Any]], Sequence[str]], str]
@@ -205,6 +209,7 @@ def finish_job(
     patch = _save_patch(job.wt, job.job_dir)
     committable = status == "succeeded" or (status == "validation_failed" and job.settings.commit.keep_failed)
     branch, commit = _commit(job, spec, prep.profile) if committable else (None, None)
+    conventions = convention_lines(prep.profile)
     summary = summary_markdown(
         spec,
         changed_files=touched,
@@ -212,6 +217,7 @@ def finish_job(
         changelog_path=changelog,
         branch=branch or "(not created)",
         commit=commit,
+        conventions=conventions,
     )
     summary += f"\n### Attempts\n\n{notes}" if notes else ""
     (job.job_dir / "summary.md").write_text(summary, encoding="utf-8")
@@ -230,6 +236,7 @@ def finish_job(
             "summary_path": str(job.job_dir / "summary.md"),
             "patch_path": str(patch),
             "warnings": warnings,
+            "conventions": conventions,
             **generated,
         }
     )

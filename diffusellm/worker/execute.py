@@ -30,6 +30,7 @@ from diffusellm.pipeline.workspace import run_git
 from diffusellm.repo_config import (
     REPO_CONFIG_PATH,
     RepoConfig,
+    config_with_guidance,
     effective_settings,
     parse_repo_config,
     path_violations,
@@ -261,6 +262,7 @@ def _from_free_text(run: _Run, config: RepoConfig) -> dict[str, Any]:
     text = req.instructions if run.job.command == JobCommand.REVISE else req.body
     run.board.note("spec", "free text, read by the model")
     checkout, pr = _checkout(run)
+    config = _with_guidance(run, config, checkout)
     settings = effective_settings(run.settings, config)
     planning = run.job.command == JobCommand.PLAN
     report = run_issue(
@@ -369,8 +371,19 @@ def _checkout(run: _Run) -> tuple[Path, PullRequest | None]:
     return checkout, pr
 
 
+def _with_guidance(run: _Run, config: RepoConfig, checkout: Path) -> RepoConfig:
+    """The repository config completed from its instruction files where `.github/diffusellm.yml`
+    leaves it unset (a pytest command, paths not to touch); what was taken goes on the board."""
+    merged, taken = config_with_guidance(config, checkout)
+    if taken:
+        note = f"{run.board.notes.get('checkout', '')}; from the repository's instructions: {'; '.join(taken)}"
+        run.board.note("checkout", note)
+    return merged
+
+
 def _make_change(run: _Run, config: RepoConfig, spec: Spec) -> tuple[RunReport, Path, str]:
     checkout, pr = _checkout(run)
+    config = _with_guidance(run, config, checkout)
     settings = effective_settings(run.settings, config)
     report = run_spec(settings, spec, checkout, sandbox=run.sandbox, phase=run.step, models=run.models)
     return report, checkout, _accepted(run, config, report, pr)

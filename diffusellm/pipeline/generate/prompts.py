@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from diffusellm.models.base import ChatMessage
-from diffusellm.pipeline.normalise.prompts import style_summary
+from diffusellm.pipeline.normalise.prompts import guidance_block, style_summary
 from diffusellm.pipeline.understand.style.profile import StyleProfile
 
 FILL_MARK = "<FILL>"
@@ -19,13 +19,17 @@ FILL_SYSTEM = (
 )
 
 
-def scaffold_messages(qualname: str, instruction: str, context: str, profile: StyleProfile) -> list[ChatMessage]:
-    """Ask for the signature and docstring of a new function (the body is filled afterwards)."""
+def scaffold_messages(
+    qualname: str, instruction: str, context: str, profile: StyleProfile, path: str | None = None
+) -> list[ChatMessage]:
+    """Ask for the signature and docstring of a new function (the body is filled afterwards); `path`,
+    the file it goes in, picks the nearest AGENTS.md."""
     name = qualname.rsplit(".", 1)[-1]
     user = (
         f"Write the `def {name}(...)` line and docstring of {qualname}.\n"
         f"It should: {instruction}\n"
-        f"Style: {style_summary(profile)}\n\nCode nearby:\n{context}"
+        f"Style: {style_summary(profile)}{guidance_block(profile, [path] if path else [])}\n\n"
+        f"Code nearby:\n{context}"
     )
     return [{"role": "system", "content": SCAFFOLD_SYSTEM}, {"role": "user", "content": user}]
 

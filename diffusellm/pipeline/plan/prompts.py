@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from diffusellm.models.base import ChatMessage
 from diffusellm.pipeline.locate.context import Localised
-from diffusellm.pipeline.normalise.prompts import candidate_lines, style_summary
+from diffusellm.pipeline.normalise.prompts import candidate_lines, guidance_block, style_summary
 from diffusellm.pipeline.spec import AddParameter, GenerativeOperation, Operation, RemoveParameter, RenameSymbol, Spec
 from diffusellm.pipeline.understand.style.profile import StyleProfile
 
@@ -38,5 +38,6 @@ def plan_messages(spec: Spec, loc: Localised, profile: StyleProfile) -> list[Cha
         f"Relevant code:\n{loc.context or '(none found)'}\n\n"
         f"Candidate targets:\n{candidate_lines(loc)}\n\n"
         f"Repository style: {style_summary(profile)}"
+        f"{guidance_block(profile, sorted({s.path for s in loc.symbols[:10]}))}"
     )
     return [{"role": "system", "content": PLAN_SYSTEM}, {"role": "user", "content": user}]

@@ -13,6 +13,7 @@ from diffusellm.pipeline.understand.style.artifacts import ruff_toml, write_nami
 from diffusellm.pipeline.understand.style.changelog import changelog_info
 from diffusellm.pipeline.understand.style.code import docstring_style, first_party_names, import_style
 from diffusellm.pipeline.understand.style.declared import Declared, declared_style
+from diffusellm.pipeline.understand.style.guidance import declared_test_command, read_guidance
 from diffusellm.pipeline.understand.style.history import commit_convention, recent_subjects
 from diffusellm.pipeline.understand.style.layout import (
     LayoutStats,
@@ -118,6 +119,7 @@ def profile_style(repo: Path, files: Sequence[str] | None = None) -> StyleProfil
     length = declared.line_length
     identifiers = [i for p in parsed for i in p.identifiers]
     convention, examples = commit_convention(recent_subjects(root))
+    guidance = read_guidance(root)
     return StyleProfile(
         indent="tabs" if indent_char == "tab" else f"{indent_width} spaces",
         indent_width=indent_width,
@@ -132,6 +134,8 @@ def profile_style(repo: Path, files: Sequence[str] | None = None) -> StyleProfil
         commit_convention=convention,
         commit_examples=examples,
         changelog=changelog_info(root),
+        guidance=guidance,
+        test_command=declared_test_command(root, guidance),
         files_profiled=len(parsed),
     )
 

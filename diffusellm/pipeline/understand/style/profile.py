@@ -57,6 +57,43 @@ class ImportStyle(BaseModel):
     """Whether most modules start with `from __future__ import annotations`."""
 
 
+class GuidanceFact(BaseModel):
+    """A fact a machine can use, read from an instruction file, and the line it came from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    value: str
+    source: str
+    """For example `AGENTS.md line 12`."""
+
+
+class GuidanceFile(BaseModel):
+    """One instruction file, as prompts may show it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    includes: list[str] = []
+    """Files its `@path` lines import (read with it)."""
+    scope: str = "."
+    """The folder an AGENTS.md applies to; "." for the whole repository."""
+    text: str = ""
+    """Bounded, with comments and lines about permissions, secrets or the network removed."""
+    dropped_lines: int = 0
+
+
+class RepoGuidance(BaseModel):
+    """What the repository tells contributors and coding agents."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    files: list[GuidanceFile] = []
+    test_command: GuidanceFact | None = None
+    lint_command: GuidanceFact | None = None
+    protected_paths: list[GuidanceFact] = []
+    """Globs an instruction file says not to edit."""
+
+
 class StyleProfile(BaseModel):
     """The style a repository's authors write in, inferred from its code and git history."""
 
@@ -79,4 +116,8 @@ class StyleProfile(BaseModel):
     commit_convention: CommitConvention = "imperative"
     commit_examples: list[str] = []
     changelog: ChangelogInfo = ChangelogInfo()
+    guidance: RepoGuidance = RepoGuidance()
+    test_command: GuidanceFact | None = None
+    """How the maintainers run the tests: the instruction files' command, else tox.ini's, else
+    `pytest` when pytest is configured."""
     files_profiled: int = 0
