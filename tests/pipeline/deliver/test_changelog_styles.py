@@ -7,8 +7,10 @@ import subprocess
 from pathlib import Path
 
 from diffusellm.pipeline.deliver.changelog import changelog_entry
+from diffusellm.pipeline.deliver.summary import convention_lines, summary_markdown
 from diffusellm.pipeline.spec import Spec
 from diffusellm.pipeline.understand.style.changelog import changelog_info
+from diffusellm.pipeline.understand.style.infer import profile_style
 
 FIX = {"op": "rename_symbol", "target": "pkg.mod.old_name", "new_name": "new_name"}
 
@@ -165,3 +167,28 @@ def test_keepachangelog_cites_issues_the_way_the_file_does(tmp_path: Path) -> No
     write(tmp_path, {"CHANGELOG.md": text})
     _, written = entry(tmp_path)
     assert "- Rename old_name to new_name [#42](https://example.org/o/r/issues/42)\n" in written
+
+
+def test_pr_body_says_what_was_taken_from_where(tmp_path: Path) -> None:
+    write(tmp_path, {
+        "pkg/mod.py": "def f():\n  return 'x'\n",
+        ".editorconfig": "[*.py]\nindent_size = 4\nmax_line_length = 100\n",
+        "AGENTS.md": "Run `pytest -q tests` first.\nNever edit `pkg/generated.py`.\nKeep the API token secret.\n",
+        "CHANGES.rst": PALLETS_OPEN,
+    })
+    profile = profile_style(tmp_path)
+    lines = convention_lines(profile)
+    assert lines == [
+        "Indentation: 4 spaces (from .editorconfig [*.py] indent_size)",
+        "Quotes: single (measured from the code)",
+        "Line length: 100 (from .editorconfig [*.py] max_line_length)",
+        "Changelog: pallets in `CHANGES.rst` (CHANGES.rst: 'Version X' headings with 'Unreleased' / "
+        "'Released' lines; top section 'Version 2.1.0')",
+        "Test command: `pytest -q tests` (from AGENTS.md line 1)",
+        "Not to be edited: `pkg/generated.py` (from AGENTS.md line 2)",
+        "Guidance given to the model from: AGENTS.md; 1 line(s) about permissions, secrets or the network left out",
+    ]
+    body = summary_markdown(spec(), changed_files=["pkg/mod.py"], report=None, changelog_path="CHANGES.rst",
+                            branch="b", commit=None, conventions=lines)
+    section = body.split("### Repository conventions\n\n")[1].split("\n\n")[0]
+    assert section.splitlines() == [f"- {line}" for line in lines]
