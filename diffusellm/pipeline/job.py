@@ -118,6 +118,8 @@ class JobContext:
     job_dir: Path
     sandbox: Sandbox
     phase: Phase
+    issue_number: int | None = None
+    """The issue the run answers, cited by the changelog entry; None in local runs."""
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,9 @@ def write_changelog(job: JobContext, prep: Prepared, spec: Spec) -> str | None:
     """A changelog entry in the repository's format; its path, or None."""
     if not job.settings.commit.changelog:
         return None
-    return changelog_entry(prep.profile.changelog, spec, job.wt.path, job_id=job.job_dir.name)
+    return changelog_entry(
+        prep.profile.changelog, spec, job.wt.path, job_id=job.job_dir.name, issue_number=job.issue_number
+    )
 
 
 def finish_job(

@@ -60,11 +60,12 @@ def run_spec(
     base: str | None = None,
     phase: Phase = lambda _: None,
     models: Models | None = None,
+    issue: int | None = None,
 ) -> RunReport:
     """Run the whole local pipeline on `repo`; the user's checkout is never touched.
 
     A spec whose generative operations carry no code needs `models.llm`; any other spec runs
-    without a model.
+    without a model. `issue`, the issue number the run answers, is cited in the changelog entry.
     """
     models = models or Models()
     if spec.needs_model and models.llm is None:
@@ -74,7 +75,7 @@ def run_spec(
             hint="give the code in the spec (source or body), or configure a model in config.yaml",
         )
     return _with_job(
-        settings, repo, base, spec.model_dump_json(), sandbox, phase, lambda job: _spec_job(job, spec, models)
+        settings, repo, base, spec.model_dump_json(), sandbox, phase, lambda job: _spec_job(job, spec, models), issue
     )
 
 
@@ -89,6 +90,7 @@ def run_issue(
     models: Models | None = None,
     source: str = "issue",
     plan_only: bool = False,
+    issue: int | None = None,
 ) -> RunReport:
     """Run the pipeline from an issue's text: its ```yaml block when it has one (no model needed),
     otherwise the spec and plans the language model derives from the free text (with `plan_only`,
@@ -96,7 +98,7 @@ def run_issue(
     models = models or Models()
     spec = spec_from_text(text, source=source, yaml_only=source.endswith((".yaml", ".yml")))
     if spec is not None:
-        return run_spec(settings, spec, repo, sandbox=sandbox, base=base, phase=phase, models=models)
+        return run_spec(settings, spec, repo, sandbox=sandbox, base=base, phase=phase, models=models, issue=issue)
     llm = models.llm
     if llm is None:
         raise SpecError(
@@ -104,7 +106,8 @@ def run_issue(
             hint="add a spec block (see docs/SPEC.md), or configure a model in config.yaml",
         )
     return _with_job(
-        settings, repo, base, text, sandbox, phase, lambda job: issue_job(job, text, llm, models, source, plan_only)
+        settings, repo, base, text, sandbox, phase, lambda job: issue_job(job, text, llm, models, source, plan_only),
+        issue,
     )
 
 
@@ -116,6 +119,7 @@ def _with_job(
     sandbox: Sandbox,
     phase: Phase,
     work: Callable[[JobContext], RunReport],
+    issue: int | None = None,
 ) -> RunReport:
     info = open_repository(repo)
     base_commit = resolve_base(info, base)
@@ -126,7 +130,7 @@ def _with_job(
     log.info("job.start", job=job_id, repo=str(info.root), base=base_commit)
     wt = create_worktree(info.root, base_commit, state.worktrees, job_id)
     try:
-        return work(JobContext(settings, info, wt, state, job_dir, sandbox, phase))
+        return work(JobContext(settings, info, wt, state, job_dir, sandbox, phase, issue))
     finally:
         remove_worktree(wt)
 

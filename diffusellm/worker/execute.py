@@ -267,7 +267,7 @@ def _from_free_text(run: _Run, config: RepoConfig) -> dict[str, Any]:
     planning = run.job.command == JobCommand.PLAN
     report = run_issue(
         settings, text, checkout, sandbox=run.sandbox, phase=run.step, models=run.models,
-        source=f"#{run.number}", plan_only=planning,
+        source=f"#{run.number}", plan_only=planning, issue=req.issue_number,
     )
     if report.status == "needs_clarification" and report.question:
         reply = question_text(report.question, run.options.command)
@@ -372,8 +372,7 @@ def _checkout(run: _Run) -> tuple[Path, PullRequest | None]:
 
 
 def _with_guidance(run: _Run, config: RepoConfig, checkout: Path) -> RepoConfig:
-    """The repository config completed from its instruction files where `.github/diffusellm.yml`
-    leaves it unset (a pytest command, paths not to touch); what was taken goes on the board."""
+    """The repository config completed from its instruction files; what was taken goes on the board."""
     merged, taken = config_with_guidance(config, checkout)
     if taken:
         note = f"{run.board.notes.get('checkout', '')}; from the repository's instructions: {'; '.join(taken)}"
@@ -385,7 +384,8 @@ def _make_change(run: _Run, config: RepoConfig, spec: Spec) -> tuple[RunReport, 
     checkout, pr = _checkout(run)
     config = _with_guidance(run, config, checkout)
     settings = effective_settings(run.settings, config)
-    report = run_spec(settings, spec, checkout, sandbox=run.sandbox, phase=run.step, models=run.models)
+    report = run_spec(settings, spec, checkout, sandbox=run.sandbox, phase=run.step, models=run.models,
+                      issue=run.job.request.issue_number)
     return report, checkout, _accepted(run, config, report, pr)
 
 

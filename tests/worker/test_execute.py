@@ -181,6 +181,18 @@ def test_blocked_paths_stop_the_push(settings: Settings, tmp_path: Path) -> None
     assert "diffusellm/local-0" not in git(repo, "branch", "--list")
 
 
+@pytest.mark.slow
+def test_agents_md_paths_not_to_edit_stop_the_push(settings: Settings, tmp_path: Path) -> None:
+    agents = "# For agents\n\nNever edit `tests/test_area.py` by hand.\nRun `uv run pytest -q` first.\n"
+    repo = make_repo(tmp_path / "repo", {**FILES, "AGENTS.md": agents})
+    result, forge = _fail(settings, repo, _spec())
+    assert result["error"] == "blocked_paths"
+    body = forge.result()["comments"][0]["body"]
+    assert "tests/test_area.py (blocked by `tests/test_area.py`)" in body
+    assert ("from the repository's instructions: test command `pytest -q` from AGENTS.md line 4; "
+            "blocked path `tests/test_area.py` from AGENTS.md line 3") in body
+
+
 def test_repo_config_paths_and_test_command(settings: Settings) -> None:
     config = parse_repo_config("allowed_paths: [src/*]\ntest_command: python -m pytest -x tests\n")
     assert path_violations(config, ["src/a/b.py", "docs/x.md", ".github/workflows/ci.yml"]) == [
