@@ -34,13 +34,21 @@ def run_profile(settings: Settings, path: Path) -> dict[str, Any]:
 def print_profile(console: Console, data: dict[str, Any]) -> None:
     """Readable summary of a style profile."""
     console.print(f"[bold]style profile[/] ({data['files_profiled']} files)", markup=True)
+    sources: dict[str, str] = data.get("sources", {})
+
+    def source(fact: str) -> str:
+        return f"  (from {sources[fact]})" if fact in sources else "  (measured)"
+
+    changelog = data["changelog"]
+    test = data.get("test_command")
     rows = [
-        ("indent", data["indent"]),
-        ("quotes", data["quote_style"]),
-        ("line length", str(data["line_length"])),
+        ("indent", data["indent"] + source("indent")),
+        ("quotes", data["quote_style"] + source("quote_style")),
+        ("line length", str(data["line_length"]) + source("line_length")),
         ("docstrings", data["docstring_style"]),
         ("commits", data["commit_convention"]),
-        ("changelog", data["changelog"]["format"]),
+        ("changelog", changelog["format"] + (f" {changelog['path']}" if changelog.get("path") else "")),
+        ("tests", f"{test['value']}  (from {test['source']})" if test else "not declared"),
     ]
     for key, value in rows:
         console.print(f"  {key:<12} {value}")

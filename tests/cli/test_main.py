@@ -47,6 +47,9 @@ def test_profile_json_has_the_promised_keys(tmp_path: Path) -> None:
         "naming",
         "commit_convention",
         "changelog",
+        "sources",
+        "guidance",
+        "test_command",
     ):
         assert key in data
     assert data["naming"]["class"] == "PascalCase" and data["naming"]["function"] == "snake_case"
