@@ -105,6 +105,7 @@ def test_local_mode_pushes_a_branch_and_records_the_pr(settings: Settings, tmp_p
     (pr,) = record["pull_requests"]
     assert pr["head_branch"] == "diffusellm/local-0" and pr["draft"]
     assert job_marker("local-0") in pr["body"] and "### Plan" in pr["body"]
+    assert "### Repository conventions" in pr["body"] and "- Line length: " in pr["body"]
     assert [c["conclusion"] for c in record["check_runs"]] == ["success"]
     (status,) = record["comments"]
     assert "✅ Done" in status["body"] and record["reactions"][0]["content"] == "eyes"
