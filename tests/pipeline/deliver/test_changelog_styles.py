@@ -192,3 +192,17 @@ def test_pr_body_says_what_was_taken_from_where(tmp_path: Path) -> None:
                             branch="b", commit=None, conventions=lines)
     section = body.split("### Repository conventions\n\n")[1].split("\n\n")[0]
     assert section.splitlines() == [f"- {line}" for line in lines]
+
+
+def test_whatsnew_folder_writes_to_the_unreleased_page_only(tmp_path: Path) -> None:
+    page = "What's new in 2.1.0 (unreleased)\n================================\n\nBug fixes\n---------\n\n- A fix.\n"
+    write(tmp_path, {"docs/whatsnew/v2.0.0.rst": "What's new in 2.0.0\n===================\n\n- Old.\n",
+                     "docs/whatsnew/v2.1.0.rst": page, "docs/whatsnew/index.rst": "Index\n=====\n"})
+    info = changelog_info(tmp_path)
+    assert (info.format, info.path) == ("sections", "docs/whatsnew/v2.1.0.rst")
+    assert info.evidence[0] == "docs/whatsnew/: one page per release"
+    _, text = entry(tmp_path)
+    assert text == page.replace("- A fix.\n", "- A fix.\n- Rename old_name to new_name.\n")
+    released = write(tmp_path / "r", {"docs/whatsnew/v2.0.0.rst": "What's new in 2.0.0\n===================\n\n- Old.\n"})
+    info = changelog_info(released)
+    assert info.format == "none" and "docs/whatsnew/v2.0.0.rst, is released" in info.evidence[0]

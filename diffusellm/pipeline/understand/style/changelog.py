@@ -14,7 +14,8 @@ from diffusellm.pipeline.understand.style.headings import Heading, headings, is_
 from diffusellm.pipeline.understand.style.profile import ChangelogInfo
 
 _STEMS = ("changelog", "changes", "history", "news", "release-notes", "release_notes")
-_DOC_STEMS = (*_STEMS, "versions")
+_DOC_STEMS = (*_STEMS, "versions", "whatsnew", "whats-new", "whats_new")
+_WHATSNEW_DIRS = ("docs/whatsnew", "doc/whatsnew", "docs/source/whatsnew", "doc/source/whatsnew")
 _SUFFIXES = (".md", ".markdown", ".rst", ".txt", "")
 _DOC_DIRS = ("docs", "doc", "docs/source", "doc/source")
 _FRAGMENT_DIRS = ("changelog.d", "newsfragments", "news", "changes", "changelog", "docs/changelog")
@@ -253,6 +254,28 @@ def _classify(root: Path, path: Path) -> ChangelogInfo | None:
     )
 
 
+def _version_key(path: Path) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", path.stem)[:4])
+
+
+def _whatsnew(root: Path) -> ChangelogInfo | None:
+    """A folder of one release-notes page per version: the newest page, when it is not released yet."""
+    for rel in _WHATSNEW_DIRS:
+        folder = root / rel
+        pages = [p for p in folder.iterdir() if p.is_file() and p.suffix in (".rst", ".md") and _version_key(p)] \
+            if folder.is_dir() else []
+        if not pages:
+            continue
+        newest = max(pages, key=_version_key)
+        info = _classify(root, newest)
+        page = newest.relative_to(root).as_posix()
+        if info is not None and info.unreleased_heading is not None:
+            return info.model_copy(update={"evidence": [f"{rel}/: one page per release", *info.evidence]})
+        return ChangelogInfo(evidence=[f"{rel}/: one page per release; the newest, {page}, is released, "
+                                       "and a page for the next release is the maintainers' to start"])
+    return None
+
+
 def changelog_info(root: Path) -> ChangelogInfo:
     """How the repository records changes: towncrier or scriv config, fragment folders, a changelog
     file (Keep a Changelog, Pallets, version sections); `none` with the places looked at."""
@@ -267,6 +290,9 @@ def changelog_info(root: Path) -> ChangelogInfo:
         info = _classify(root, path)
         if info is not None:
             return info
+    pages = _whatsnew(root)
+    if pages is not None:
+        return pages
     weak = _fragment_dir(root, strong_only=False)
     if weak is not None:
         return ChangelogInfo(format="towncrier", path=weak, fragment_types=_types_from_fragments(root / weak),
