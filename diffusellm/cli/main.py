@@ -193,6 +193,11 @@ def demo(
 def serve(
     host: Annotated[str | None, typer.Option(help="address to bind (default: server.host, localhost)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default: server.port, 5001)")] = None,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(help="comma-separated reverse proxy addresses whose X-Forwarded-* headers are "
+                     "believed (default: server.forwarded_allow_ips, none)"),
+    ] = None,
     config: ConfigOpt = None,
     overrides: SetOpt = None,
 ) -> None:
@@ -201,10 +206,12 @@ def serve(
     from diffusellm.app.server import serve as run_server
 
     def work() -> None:
+        proxies = [p.strip() for p in (forwarded_allow_ips or "").split(",") if p.strip()]
         extra = [
             *(overrides or []),
             *([f"server.host={host}"] if host else []),
             *([f"server.port={port}"] if port is not None else []),
+            *([f"server.forwarded_allow_ips={json.dumps(proxies)}"] if forwarded_allow_ips is not None else []),
         ]
         settings = _settings(config, extra)
         run_server(build_app(settings), settings.server)
