@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import ipaddress
 import os
 import signal
 import sys
@@ -13,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -40,6 +42,30 @@ API = "/api/worker"
 _TOKEN_HINT = "set the worker's token variable to the same value as the app's worker token"
 
 
+def check_server_url(server_url: str) -> str:
+    """`server_url` when the token may travel to it: https anywhere, plain http only to loopback
+    (anywhere else the token would cross the network in clear). ConfigError otherwise."""
+    parts = urlsplit(server_url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme == "https" and host:
+        return server_url
+    if parts.scheme != "http" or not host:
+        raise ConfigError(f"the server URL {server_url!r} is not an http(s) URL",
+                          hint="pass the app's base URL, e.g. https://bot.example.org")
+    if host != "localhost" and not _loopback(host):
+        raise ConfigError(
+            f"refusing plain http to {host}: the worker token would cross the network in clear",
+            hint="use https:// (TLS at the app's reverse proxy), or http:// only to 127.0.0.1")
+    return server_url
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class HttpSource:
     """JobSource over the app's worker API; connection errors are retried with back-off."""
 
@@ -47,6 +73,7 @@ class HttpSource:
                  retry_base_seconds: float = 1.0, retry_max_seconds: float = 30.0,
                  finish_patience_seconds: float = 600.0,
                  transport: httpx.BaseTransport | None = None) -> None:
+        check_server_url(server_url)
         if not token:
             raise ConfigError("the remote worker has no token", hint=_TOKEN_HINT)
         self._poll = poll_timeout_seconds
