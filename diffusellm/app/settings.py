@@ -83,6 +83,9 @@ class WorkerSettings(_Section):
     poll_timeout_seconds: float = Field(default=25.0, gt=0, le=60)
     worker_id: str | None = None
     """A stable name for logs and admin pages; default: host name, process id, random tag."""
+    allow_plain_http: bool = False
+    """Send the token over plain http:// to a host off loopback. Only for a private network you
+    control (a compose network); anywhere else the token would cross the network in clear."""
 
 
 def expand_sqlite_url(url: str) -> str:

@@ -232,12 +232,14 @@ def worker(
 
     if config is not None:
         os.environ["DIFFUSELLM_CONFIG"] = str(config.resolve())
-    url = server or _guard(False, lambda: _settings(config, [])).worker.server_url
+    settings = _guard(False, lambda: _settings(config, [])).worker
+    url = server or settings.server_url
     if not url:
         _emit_error(InputError("no server to pull jobs from"), False)
         _console().print("hint: pass --server URL or set worker.server_url", soft_wrap=True)
         raise typer.Exit(2)
-    argv = ["--server", url, "--execute", "diffusellm.worker.execute:build_executor"]
+    argv = ["--server", url, "--execute", "diffusellm.worker.execute:build_executor",
+            *(["--allow-plain-http"] if settings.allow_plain_http else [])]
     raise typer.Exit(remote_main([*argv, *(["--max-jobs", str(max_jobs)] if max_jobs else [])]))
 
 

@@ -237,3 +237,10 @@ def test_a_worker_pointed_at_plain_http_elsewhere_exits_2_saying_why() -> None:
                                  "http://[::1]:5001", "http://127.8.9.10"])
 def test_https_anywhere_and_plain_http_on_loopback_are_accepted(url: str) -> None:
     HttpSource(url, "tok").close()
+
+
+def test_plain_http_on_a_private_network_needs_saying_so() -> None:
+    HttpSource("http://app:5001", "tok", allow_plain_http=True).close()
+    with pytest.raises(ConfigError, match="in clear") as refused:
+        HttpSource("http://app:5001", "tok")
+    assert "--allow-plain-http" in refused.value.hint
