@@ -49,8 +49,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_serve(tmp: Path, *settings: str) -> Served:
-    """`python -m diffusellm serve` with all three secrets, no embedded worker and `settings`."""
+def start_serve(tmp: Path, *settings: str, args: tuple[str, ...] = ()) -> Served:
+    """`python -m diffusellm serve` with all three secrets, no embedded worker, `settings` (each
+    a `--set` override) and further command-line `args`. FORWARDED_ALLOW_IPS=* in its environment
+    shows that uvicorn's own variable is not what decides whom to believe."""
     port = free_port()
     store_url = f"sqlite:///{tmp / 'jobs.sqlite'}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("APP_ID", "PRIVATE_KEY", "DIFFUSELLM_"))}
@@ -58,7 +60,7 @@ def start_serve(tmp: Path, *settings: str) -> Served:
                 "WEBHOOK_SECRET": WEBHOOK_SECRET, "DIFFUSELLM_WORKER_TOKEN": WORKER_TOKEN,
                 "DIFFUSELLM_ADMIN_TOKEN": ADMIN_TOKEN, "FORWARDED_ALLOW_IPS": "*"})
     overrides = [a for s in ("server.in_process_worker=false", *settings) for a in ("--set", s)]
-    proc = subprocess.Popen([sys.executable, "-m", "diffusellm", "serve", "--port", str(port), *overrides],
+    proc = subprocess.Popen([sys.executable, "-m", "diffusellm", "serve", "--port", str(port), *overrides, *args],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     served = Served(proc, port, store_url)
     deadline = time.monotonic() + 90

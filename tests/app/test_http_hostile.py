@@ -203,7 +203,7 @@ def test_api_docs_are_off_by_default(served: Served) -> None:
 
 
 def test_forwarded_headers_are_believed_from_a_configured_proxy_only(tmp_path: Path) -> None:
-    served = start_serve(tmp_path, 'server.forwarded_allow_ips=["127.0.0.12"]')
+    served = start_serve(tmp_path, args=("--forwarded-allow-ips", "127.0.0.12, ::1"))
     try:
         with client(served, "127.0.0.12") as proxy:
             csrf = _csrf(proxy.get("/admin/login").text)
