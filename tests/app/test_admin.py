@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from structlog.testing import capture_logs
 
 from diffusellm.app.admin.auth import SESSION_COOKIE, AdminAuth, LoginThrottle
 from diffusellm.app.admin.graph import checkout_dir
@@ -416,3 +417,18 @@ def test_the_learning_page_shows_verdicts_remembered_runs_and_adapters(
     assert "Make &lt;b&gt;bold&lt;/b&gt; names" in page, "titles are escaped"
     assert "2.500 → 0.750" in page and "embedded:smollm2-135m" in page and str(adapter) in page
     assert 'href="/admin/learn"' in page
+
+
+def test_every_token_try_is_logged_and_bearer_guesses_share_the_login_throttle(client: TestClient) -> None:
+    params = {"repo": "octo/demo", "symbol": "x"}
+    with capture_logs() as logs:
+        for _ in range(3):
+            assert client.get("/query_graph", params=params, headers={"Authorization": "Bearer nope"}).status_code == 401
+        csrf = _csrf(client.get("/admin/login").text)
+        for _ in range(2):
+            assert client.post("/admin/login", data={"csrf_token": csrf, "token": "nope"}).status_code == 401
+        throttled = client.get("/query_graph", params=params, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert throttled.status_code == 429 and throttled.headers["Retry-After"]
+    seen = [(e["event"], e.get("via")) for e in logs if str(e["event"]).startswith("admin.token")]
+    assert seen == [("admin.token_failed", "bearer")] * 3 + [("admin.token_failed", "login")] * 2 + [
+        ("admin.token_throttled", "bearer")]
