@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,8 +92,6 @@ def test_oversized_bodies_are_refused_and_the_server_does_not_grow(served: Serve
 
 
 def test_a_body_trickling_in_is_cut_off_and_others_are_served_meanwhile(served: Served) -> None:
-    import socket
-
     head = post_head("/webhooks/github", {**_webhook_headers(), "Content-Length": "5000"})
     with socket.create_connection(("127.0.0.1", served.port), timeout=60, source_address=("127.0.0.9", 0)) as sock:
         sock.sendall(head + b'{"zen": ')
