@@ -19,6 +19,7 @@ from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
+from diffusellm.app.limits import DEFAULT_BODY_BYTES, BodyDeadline
 from diffusellm.app.metrics import CONTENT_TYPE, JobStateCollector, Metrics, exposition, metrics
 from diffusellm.app.settings import ServerSettings, StoreSettings
 from diffusellm.app.worker_api import WorkerApiConfig, worker_router
@@ -158,7 +159,10 @@ def create_app(*, store: MonitoredJobStore, server: ServerSettings,
                 log.warning("embedded worker still busy at shutdown; its job will be reaped")
             await _call_hooks(on_shutdown)
 
-    app = FastAPI(title="diffuseLLM agent", lifespan=lifespan)
+    app = FastAPI(title="diffuseLLM agent", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url="/openapi.json" if server.openapi else None,
+                  max_body_size=DEFAULT_BODY_BYTES)
+    app.add_middleware(BodyDeadline, seconds=server.body_timeout_seconds)
     api = WorkerApiConfig(token=server.worker_token(env), token_env=server.worker_token_env,
                           lease_seconds=timing.lease_seconds,
                           heartbeat_seconds=timing.heartbeat_seconds)
@@ -173,8 +177,11 @@ def serve(app: FastAPI, server: ServerSettings, **uvicorn_options: Any) -> None:
     """Run the app with uvicorn on server.host:server.port until interrupted.
 
     Long-polling claims are cut after a short grace period on shutdown; a worker whose claim
-    was cut simply polls again.
+    was cut simply polls again. X-Forwarded-For / -Proto are believed only from the addresses in
+    server.forwarded_allow_ips (none by default, not even loopback).
     """
-    options: dict[str, Any] = {"timeout_graceful_shutdown": 5, "proxy_headers": True}
+    proxies = list(server.forwarded_allow_ips)
+    options: dict[str, Any] = {"timeout_graceful_shutdown": 5, "proxy_headers": bool(proxies),
+                               "forwarded_allow_ips": proxies}
     options.update(uvicorn_options)
     uvicorn.run(app, host=server.host, port=server.port, **options)

@@ -22,9 +22,17 @@ class ServerSettings(_Section):
     worker_token_env: str = "DIFFUSELLM_WORKER_TOKEN"
     """Name of the environment variable holding the token workers send as a Bearer token."""
     in_process_worker: bool = True
+    """Run one worker thread inside the app against the store (a single-box install)."""
     local_repos: list[Path] = []
     """Local git repositories the admin page may submit issues against (local mode)."""
-    """Run one worker thread inside the app against the store (a single-box install)."""
+    forwarded_allow_ips: list[str] = []
+    """Addresses of reverse proxies whose X-Forwarded-For / -Proto headers are believed (uvicorn's
+    `forwarded_allow_ips`); empty: no forwarded header is believed, from anyone."""
+    openapi: bool = False
+    """Serve the API description at /openapi.json (/docs and /redoc are never served: they load
+    their scripts from a CDN)."""
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    """A request body not fully received this long after the request began is answered 408."""
 
     def worker_token(self, environ: dict[str, str] | None = None) -> str | None:
         """The worker token from the environment, or None when unset or empty."""
@@ -75,6 +83,9 @@ class WorkerSettings(_Section):
     poll_timeout_seconds: float = Field(default=25.0, gt=0, le=60)
     worker_id: str | None = None
     """A stable name for logs and admin pages; default: host name, process id, random tag."""
+    allow_plain_http: bool = False
+    """Send the token over plain http:// to a host off loopback. Only for a private network you
+    control (a compose network); anywhere else the token would cross the network in clear."""
 
 
 def expand_sqlite_url(url: str) -> str:

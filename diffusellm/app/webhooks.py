@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from diffusellm.app.inbox import Inbox, valid_delivery_id
+from diffusellm.app.limits import json_too_deep, too_deep_detail
 from diffusellm.app.router import EventRouter, WebhookEvent
 from diffusellm.jobs.model import JobStore
 
@@ -42,29 +43,30 @@ def _refuse(status: int, reason: str) -> JSONResponse:
     return JSONResponse({"status": "refused", "reason": reason}, status_code=status)
 
 
-def _check_request(secret: str | None, body: bytes, headers: Any) -> JSONResponse | None:
-    if not secret:
-        return _refuse(403, "no webhook secret is configured; set WEBHOOK_SECRET")
-    sig256 = headers.get("x-hub-signature-256")
-    if sig256 is None:
+def _check_headers(headers: Any) -> JSONResponse | None:
+    """What can be refused before a byte of the body is read: no signature, no event or delivery id."""
+    if headers.get("x-hub-signature-256") is None:
         if headers.get("x-hub-signature") is not None:
             return _refuse(401, "only X-Hub-Signature (sha1) given; X-Hub-Signature-256 needed")
         return _refuse(401, "missing X-Hub-Signature-256")
-    if len(body) > MAX_BODY_BYTES or not verify_signature(secret, body, sig256):
-        return _refuse(401, "signature does not match")
-    return None
-
-
-def _parse(body: bytes, headers: Any) -> WebhookEvent | JSONResponse:
     name, delivery = headers.get("x-github-event"), headers.get("x-github-delivery")
     if not name or not delivery or not valid_delivery_id(delivery):
         return _refuse(400, "missing or malformed X-GitHub-Event / X-GitHub-Delivery")
+    return None
+
+
+def _parse(secret: str, body: bytes, headers: Any) -> WebhookEvent | JSONResponse:
+    if len(body) > MAX_BODY_BYTES or not verify_signature(secret, body, headers.get("x-hub-signature-256")):
+        return _refuse(401, "signature does not match")
+    if json_too_deep(body):
+        return _refuse(400, too_deep_detail())
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return _refuse(400, "body is not JSON")
     if not isinstance(payload, dict):
         return _refuse(400, "body is not a JSON object")
+    name, delivery = str(headers.get("x-github-event")), str(headers.get("x-github-delivery"))
     return WebhookEvent(name=name, delivery_id=delivery, payload=dict(payload))  # pyright: ignore[reportUnknownArgumentType]
 
 
@@ -119,13 +121,16 @@ def webhook_router(
 
     run_later = schedule or default_schedule
 
-    @router.post(PATH, status_code=202)
+    # GitHub's own cap, enforced by Content-Length and again while the body streams in (413).
+    @router.post(PATH, status_code=202, max_body_size=MAX_BODY_BYTES)
     async def receive(request: Request, background: BackgroundTasks) -> JSONResponse:  # pyright: ignore[reportUnusedFunction]
-        body = await request.body()
-        refusal = _check_request(secret, body, request.headers)
+        if not secret:
+            return _refuse(403, "no webhook secret is configured; set WEBHOOK_SECRET")
+        refusal = _check_headers(request.headers)
         if refusal is not None:
             return refusal
-        parsed = _parse(body, request.headers)
+        body = await request.body()
+        parsed = await run_in_threadpool(_parse, secret, body, request.headers)
         if isinstance(parsed, JSONResponse):
             return parsed
         if not events.handles(parsed):

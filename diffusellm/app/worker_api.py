@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 
+from diffusellm.app.limits import WORKER_BODY_BYTES, json_too_deep, too_deep_detail
 from diffusellm.app.metrics import Metrics, metrics
 from diffusellm.jobs.store import MonitoredJobStore
 from diffusellm.jobs.wire import (
@@ -39,25 +42,42 @@ class WorkerApiConfig:
     """How often a long-polling claim looks at the store again."""
 
 
-def _authorizer(config: WorkerApiConfig) -> Callable[[str | None], None]:
-    expected = config.token.encode() if config.token else None
+def _refusal(config: WorkerApiConfig, authorization: str | None) -> JSONResponse | None:
+    """None when `authorization` carries the worker token; else the 503 or 401 to answer."""
+    if config.token is None:
+        detail = (f"the worker API is disabled: no worker token is configured; set the environment "
+                  f"variable {config.token_env} on the app (and the same value on each worker)")
+        return JSONResponse({"detail": detail}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+    scheme, _, given = (authorization or "").partition(" ")
+    # compare_digest: the time taken does not tell an attacker how much of a guess was right.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
+                                                             config.token.encode()):
+        return JSONResponse({"detail": "missing or wrong worker token"},
+                            status_code=status.HTTP_401_UNAUTHORIZED,
+                            headers={"WWW-Authenticate": "Bearer"})
+    return None
 
-    def authorize(authorization: Annotated[str | None, Header()] = None) -> None:
-        if expected is None:
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE,
-                f"the worker API is disabled: no worker token is configured; set the environment "
-                f"variable {config.token_env} on the app (and the same value on each worker)",
-            )
-        scheme, _, given = (authorization or "").partition(" ")
-        # compare_digest: the time taken does not tell an attacker how much of a guess was right.
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED, "missing or wrong worker token",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
 
-    return authorize
+def _token_first(config: WorkerApiConfig) -> type[APIRoute]:
+    """A route class that checks the worker token before any byte of the body is read, then
+    refuses JSON nested deeper than MAX_JSON_DEPTH (400) before FastAPI parses it."""
+
+    class TokenFirstRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def checked(request: Request) -> Response:
+                refusal = _refusal(config, request.headers.get("authorization"))
+                if refusal is not None:
+                    return refusal
+                body = await request.body()  # capped by the route's max_body_size (413)
+                if await anyio.to_thread.run_sync(json_too_deep, body):
+                    return JSONResponse({"detail": too_deep_detail()}, status_code=400)
+                return await handler(request)
+
+            return checked
+
+    return TokenFirstRoute
 
 
 def _not_yours(job_id: str, worker_id: str) -> HTTPException:
@@ -72,8 +92,8 @@ def worker_router(store: MonitoredJobStore, config: WorkerApiConfig,
                   counters: Metrics | None = None) -> APIRouter:
     """The /api/worker routes, all behind the worker token."""
     seen = counters or metrics()
-    router = APIRouter(prefix="/api/worker", tags=["worker"],
-                       dependencies=[Depends(_authorizer(config))])
+    router = APIRouter(prefix="/api/worker", tags=["worker"], route_class=_token_first(config),
+                       max_body_size=WORKER_BODY_BYTES)
 
     @router.post("/claim", response_model=ClaimResponse,
                  responses={204: {"description": "no job became claimable while waiting"}})

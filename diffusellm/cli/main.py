@@ -193,6 +193,11 @@ def demo(
 def serve(
     host: Annotated[str | None, typer.Option(help="address to bind (default: server.host, localhost)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default: server.port, 5001)")] = None,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(help="comma-separated reverse proxy addresses whose X-Forwarded-* headers are "
+                     "believed (default: server.forwarded_allow_ips, none)"),
+    ] = None,
     config: ConfigOpt = None,
     overrides: SetOpt = None,
 ) -> None:
@@ -201,10 +206,12 @@ def serve(
     from diffusellm.app.server import serve as run_server
 
     def work() -> None:
+        proxies = [p.strip() for p in (forwarded_allow_ips or "").split(",") if p.strip()]
         extra = [
             *(overrides or []),
             *([f"server.host={host}"] if host else []),
             *([f"server.port={port}"] if port is not None else []),
+            *([f"server.forwarded_allow_ips={json.dumps(proxies)}"] if forwarded_allow_ips is not None else []),
         ]
         settings = _settings(config, extra)
         run_server(build_app(settings), settings.server)
@@ -225,12 +232,14 @@ def worker(
 
     if config is not None:
         os.environ["DIFFUSELLM_CONFIG"] = str(config.resolve())
-    url = server or _guard(False, lambda: _settings(config, [])).worker.server_url
+    settings = _guard(False, lambda: _settings(config, [])).worker
+    url = server or settings.server_url
     if not url:
         _emit_error(InputError("no server to pull jobs from"), False)
         _console().print("hint: pass --server URL or set worker.server_url", soft_wrap=True)
         raise typer.Exit(2)
-    argv = ["--server", url, "--execute", "diffusellm.worker.execute:build_executor"]
+    argv = ["--server", url, "--execute", "diffusellm.worker.execute:build_executor",
+            *(["--allow-plain-http"] if settings.allow_plain_http else [])]
     raise typer.Exit(remote_main([*argv, *(["--max-jobs", str(max_jobs)] if max_jobs else [])]))
 
 

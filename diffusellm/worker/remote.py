@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import ipaddress
 import os
 import signal
 import sys
@@ -13,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -40,13 +42,40 @@ API = "/api/worker"
 _TOKEN_HINT = "set the worker's token variable to the same value as the app's worker token"
 
 
+def check_server_url(server_url: str, *, allow_plain_http: bool = False) -> str:
+    """`server_url` when the token may travel to it: https anywhere, plain http only to loopback
+    (anywhere else the token would cross the network in clear) unless `allow_plain_http` says the
+    network is private. ConfigError otherwise."""
+    parts = urlsplit(server_url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme == "https" and host:
+        return server_url
+    if parts.scheme != "http" or not host:
+        raise ConfigError(f"the server URL {server_url!r} is not an http(s) URL",
+                          hint="pass the app's base URL, e.g. https://bot.example.org")
+    if host != "localhost" and not _loopback(host) and not allow_plain_http:
+        raise ConfigError(
+            f"refusing plain http to {host}: the worker token would cross the network in clear",
+            hint="use https:// (TLS at the app's reverse proxy), or http:// only to 127.0.0.1; on a "
+                 "private network you control, --allow-plain-http (worker.allow_plain_http)")
+    return server_url
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class HttpSource:
     """JobSource over the app's worker API; connection errors are retried with back-off."""
 
     def __init__(self, server_url: str, token: str, *, poll_timeout_seconds: float = 25.0,
                  retry_base_seconds: float = 1.0, retry_max_seconds: float = 30.0,
-                 finish_patience_seconds: float = 600.0,
+                 finish_patience_seconds: float = 600.0, allow_plain_http: bool = False,
                  transport: httpx.BaseTransport | None = None) -> None:
+        check_server_url(server_url, allow_plain_http=allow_plain_http)
         if not token:
             raise ConfigError("the remote worker has no token", hint=_TOKEN_HINT)
         self._poll = poll_timeout_seconds
@@ -180,6 +209,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--token-env", default="DIFFUSELLM_WORKER_TOKEN",
                         help="environment variable holding the worker token")
     parser.add_argument("--worker-id", default=None)
+    parser.add_argument("--allow-plain-http", action="store_true",
+                        help="send the token over http:// off loopback (a private network only)")
     parser.add_argument("--poll-timeout", type=float, default=25.0)
     parser.add_argument("--max-jobs", type=int, default=None)
     parser.add_argument("--log-level", default="info",
@@ -207,7 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _stop_on_signals(stop)
     try:
         source = HttpSource(args.server, os.environ.get(args.token_env, ""),
-                            poll_timeout_seconds=args.poll_timeout)
+                            poll_timeout_seconds=args.poll_timeout,
+                            allow_plain_http=args.allow_plain_http)
         execute = load_executor(args.execute)
         run_worker(source, execute, stop=stop, worker_id=args.worker_id or default_worker_id(),
                    max_jobs=args.max_jobs)

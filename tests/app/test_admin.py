@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from structlog.testing import capture_logs
 
-from diffusellm.app.admin.auth import CSRF_COOKIE, SESSION_COOKIE, AdminAuth, LoginThrottle
+from diffusellm.app.admin.auth import SESSION_COOKIE, AdminAuth, LoginThrottle
 from diffusellm.app.admin.graph import checkout_dir
 from diffusellm.app.admin.routes import admin_router
+from diffusellm.app.admin.views import patch_file
 from diffusellm.app.main import build_app
 from diffusellm.app.metrics import Metrics
 from diffusellm.app.server import create_app
@@ -82,7 +84,9 @@ def _login(client: TestClient, token: str = TOKEN) -> str:
     csrf = _csrf(page.text)
     done = client.post("/admin/login", data={"csrf_token": csrf, "token": token})
     assert done.status_code == 303, done.text
-    return csrf
+    signed_in = _csrf(client.get("/admin/jobs").text)
+    assert signed_in != csrf, "a session's forms carry the session's own token"
+    return signed_in
 
 
 def _waiting(store: SqlJobStore, key: str = "w", body: str = SPEC, title: str = "Rename helper") -> Job:
@@ -217,9 +221,14 @@ def test_posts_without_a_matching_csrf_token_change_nothing(client: TestClient, 
     csrf = _login(client)
     assert client.post(f"/admin/jobs/{job.id}/approve", data={}).status_code == 403
     assert client.post(f"/admin/jobs/{job.id}/cancel", data={"csrf_token": "x." + "0" * 64}).status_code == 403
-    other = AdminAuth(TOKEN).new_csrf()  # genuine, but not the one in this browser's cookie
-    assert client.post(f"/admin/jobs/{job.id}/approve", data={"csrf_token": other}).status_code == 403
-    assert client.cookies.get(CSRF_COOKIE) == csrf
+    login_token = AdminAuth(TOKEN).new_csrf()  # genuine, but a login form's, not this session's
+    assert client.post(f"/admin/jobs/{job.id}/approve", data={"csrf_token": login_token}).status_code == 403
+    other = AdminAuth(TOKEN).session_csrf(AdminAuth(TOKEN).new_session())  # another session's
+    assert other and client.post(f"/admin/jobs/{job.id}/approve", data={"csrf_token": other}).status_code == 403
+    assert client.post(f"/admin/jobs/{job.id}/approve", data={"csrf_token": csrf},
+                       headers={"Origin": "https://evil.example"}).status_code == 403
+    assert client.post(f"/admin/jobs/{job.id}/approve", data={"csrf_token": csrf},
+                       headers={"Sec-Fetch-Site": "same-site"}).status_code == 403
     assert stored(store, job.id).state is JobState.WAITING_APPROVAL
 
 
@@ -295,12 +304,18 @@ def test_submit_queues_a_frozen_job_for_a_configured_local_repo(client: TestClie
 
 def test_detail_shows_report_validation_patch_and_pr(client: TestClient, store: SqlJobStore, settings: Settings, tmp_path: Path) -> None:
     job, _ = store.enqueue(new_job("r"))
-    patch = settings.state_path() / "repos" / "x" / "jobs" / "1" / "change.patch"
+    run_id = "20261201-120000-0123abcd"
+    patch = patch_file(stored(store, job.id).model_copy(update={"result": {"report": {"job_id": run_id}}}),
+                       settings.state_path())
+    assert patch is not None
     patch.parent.mkdir(parents=True)
     patch.write_text("--- a/pkg/core.py\n+++ b/pkg/core.py\n-def helper():\n+def assist():\n")
     outside = tmp_path / "secret.patch"
     outside.write_text("TOP SECRET")
-    report = {"patch_path": str(patch), "validation": {"checks": [
+    elsewhere = settings.state_path() / "repos" / "x" / "jobs" / "1" / "change.patch"
+    elsewhere.parent.mkdir(parents=True)
+    elsewhere.write_text("ANOTHER REPOSITORY'S PATCH")
+    report = {"job_id": run_id, "patch_path": str(elsewhere), "validation": {"checks": [
         {"name": "ruff", "command": ["ruff"], "passed": True, "scope": "1 changed file"},
         {"name": "pytest", "command": ["pytest"], "passed": False, "new_failures": ["tests/test_core.py::test_x"],
          "base_failures": 0, "head_failures": 1}]}}
@@ -310,7 +325,7 @@ def test_detail_shows_report_validation_patch_and_pr(client: TestClient, store: 
         "report": report})
     _login(client)
     page = client.get(f"/admin/jobs/{job.id}").text
-    assert "+def assist():" in page
+    assert "+def assist():" in page and "ANOTHER REPOSITORY" not in page
     assert "tests/test_core.py::test_x" in page and "0 → 1" in page
     assert 'href="https://github.example/octo/demo/pull/12"' in page
     assert "Verdict" not in page
@@ -320,9 +335,10 @@ def test_detail_shows_report_validation_patch_and_pr(client: TestClient, store: 
     other, _ = store.enqueue(new_job("s"))
     assert store.claim("w", 60) is not None
     store.finish(other.id, "w", JobState.SUCCEEDED, result={
-        "pr_url": "javascript:alert(1)", "report": {"patch_path": str(outside)}})
+        "pr_url": "javascript:alert(1)", "report": {"job_id": f"../../../../{outside.parent.name}",
+                                                    "patch_path": str(outside)}})
     page = client.get(f"/admin/jobs/{other.id}").text
-    assert "TOP SECRET" not in page, "only patches inside the state folder are read"
+    assert "TOP SECRET" not in page, "only the job's own patch is read, never a path a worker names"
     assert 'href="javascript:' not in page
 
 
@@ -401,3 +417,18 @@ def test_the_learning_page_shows_verdicts_remembered_runs_and_adapters(
     assert "Make &lt;b&gt;bold&lt;/b&gt; names" in page, "titles are escaped"
     assert "2.500 → 0.750" in page and "embedded:smollm2-135m" in page and str(adapter) in page
     assert 'href="/admin/learn"' in page
+
+
+def test_every_token_try_is_logged_and_bearer_guesses_share_the_login_throttle(client: TestClient) -> None:
+    params = {"repo": "octo/demo", "symbol": "x"}
+    with capture_logs() as logs:
+        for _ in range(3):
+            assert client.get("/query_graph", params=params, headers={"Authorization": "Bearer nope"}).status_code == 401
+        csrf = _csrf(client.get("/admin/login").text)
+        for _ in range(2):
+            assert client.post("/admin/login", data={"csrf_token": csrf, "token": "nope"}).status_code == 401
+        throttled = client.get("/query_graph", params=params, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert throttled.status_code == 429 and throttled.headers["Retry-After"]
+    seen = [(e["event"], e.get("via")) for e in logs if str(e["event"]).startswith("admin.token")]
+    assert seen == [("admin.token_failed", "bearer")] * 3 + [("admin.token_failed", "login")] * 2 + [
+        ("admin.token_throttled", "bearer")]

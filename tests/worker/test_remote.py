@@ -216,3 +216,31 @@ def test_executor_specs_are_checked() -> None:
         load_executor("no_such_module:factory")
     with pytest.raises(ConfigError, match="nothing_here"):
         load_executor("tests.jobs.fakes:nothing_here")
+
+
+@pytest.mark.parametrize("url", ["http://bot.example.org", "http://10.0.0.5:5001", "http://[2001:db8::1]/",
+                                 "ftp://127.0.0.1/", "127.0.0.1:5001"])
+def test_the_token_never_goes_in_clear_off_loopback(url: str) -> None:
+    with pytest.raises(ConfigError, match="in clear|not an http"):
+        HttpSource(url, "tok")
+
+
+def test_a_worker_pointed_at_plain_http_elsewhere_exits_2_saying_why() -> None:
+    done = subprocess.run([sys.executable, "-m", "diffusellm.worker.remote", "--server", "http://bot.example.org",
+                           "--execute", "diffusellm.worker.execute:build_executor"],
+                          env={**os.environ, "DIFFUSELLM_WORKER_TOKEN": "tok"}, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and "token would cross the network in clear" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("url", ["https://bot.example.org", "http://127.0.0.1:5001", "http://localhost:5001",
+                                 "http://[::1]:5001", "http://127.8.9.10"])
+def test_https_anywhere_and_plain_http_on_loopback_are_accepted(url: str) -> None:
+    HttpSource(url, "tok").close()
+
+
+def test_plain_http_on_a_private_network_needs_saying_so() -> None:
+    HttpSource("http://app:5001", "tok", allow_plain_http=True).close()
+    with pytest.raises(ConfigError, match="in clear") as refused:
+        HttpSource("http://app:5001", "tok")
+    assert "--allow-plain-http" in refused.value.hint

@@ -1,13 +1,16 @@
-"""Admin pages, access: admin-token login, signed session cookie, double-submit CSRF tokens."""
+"""Admin pages, access: admin-token login, signed session cookies ended server-side at logout,
+CSRF tokens bound to the session, and the throttle on wrong tokens."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 SESSION_COOKIE = "diffusellm_admin"
 CSRF_COOKIE = "diffusellm_csrf"
@@ -21,9 +24,41 @@ def _mac(key: bytes, purpose: str, *parts: str) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
+@dataclass
+class EndedSessions:
+    """Sessions ended at logout before they expired, remembered (in `path`, when given) until then,
+    so a copied cookie stops working at logout and stays refused after a restart."""
+
+    path: Path | None = None
+    clock: Callable[[], float] = time.time
+    _ended: dict[str, int] = field(default_factory=dict[str, int], repr=False)
+
+    def __post_init__(self) -> None:
+        if self.path is not None and self.path.is_file():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                expires, _, nonce = line.partition(" ")
+                if expires.isdigit() and nonce:
+                    self._ended[nonce] = int(expires)
+
+    def end(self, nonce: str, expires: int) -> None:
+        """Refuse session `nonce` from now until it would have expired anyway."""
+        now = self.clock()
+        self._ended = {n: e for n, e in self._ended.items() if e > now}
+        self._ended[nonce] = expires
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            text = "".join(f"{e} {n}\n" for n, e in self._ended.items())
+            spare = self.path.with_suffix(".new")
+            spare.write_text(text, encoding="utf-8")
+            os.replace(spare, self.path)
+
+    def __contains__(self, nonce: str) -> bool:
+        return nonce in self._ended
+
+
 @dataclass(frozen=True)
 class AdminAuth:
-    """Checks the admin token and signs and verifies the cookies derived from it.
+    """Checks the admin token and signs and verifies the cookies and tokens derived from it.
 
     The signing key is derived from the token, so every app instance sharing the token accepts
     the same sessions, and changing the token ends every session.
@@ -32,6 +67,7 @@ class AdminAuth:
     token: str
     session_seconds: int = SESSION_SECONDS
     clock: Callable[[], float] = time.time
+    ended: EndedSessions = field(default_factory=EndedSessions)
     _key: bytes = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -43,33 +79,56 @@ class AdminAuth:
         return hmac.compare_digest(given.encode("utf-8"), self.token.encode("utf-8"))
 
     def new_session(self) -> str:
-        """A session cookie value: expiry, a random nonce and their MAC."""
+        """A session cookie value: expiry, a random nonce (the session's id) and their MAC."""
         expires = str(int(self.clock()) + self.session_seconds)
         nonce = secrets.token_urlsafe(16)
         return f"{expires}.{nonce}.{_mac(self._key, 'session', expires, nonce)}"
 
-    def valid_session(self, value: str | None) -> bool:
-        """True for an unexpired session cookie this token signed."""
+    def _session(self, value: str | None) -> tuple[int, str] | None:
         parts = (value or "").split(".")
         if len(parts) != 3 or not parts[0].isdigit():
-            return False
+            return None
         expires, nonce, mac = parts
         if not hmac.compare_digest(mac, _mac(self._key, "session", expires, nonce)):
-            return False
-        return int(expires) > self.clock()
+            return None
+        if int(expires) <= self.clock() or nonce in self.ended:
+            return None
+        return int(expires), nonce
+
+    def valid_session(self, value: str | None) -> bool:
+        """True for an unexpired session cookie this token signed and no logout ended."""
+        return self._session(value) is not None
+
+    def end_session(self, value: str | None) -> None:
+        """Logout: the session is refused from now on, wherever its cookie was copied to."""
+        session = self._session(value)
+        if session is not None:
+            self.ended.end(session[1], session[0])
+
+    def session_csrf(self, value: str | None) -> str | None:
+        """The CSRF token of a valid session (a MAC of its id): a page that can set cookies on this
+        site still cannot know it. None without a valid session."""
+        session = self._session(value)
+        return None if session is None else _mac(self._key, "csrf-session", session[1])
+
+    def session_csrf_passes(self, session: str | None, submitted: str | None) -> bool:
+        """The form's token is the one bound to this (valid) session."""
+        expected = self.session_csrf(session)
+        return bool(expected and submitted) and hmac.compare_digest(
+            str(expected).encode("utf-8"), str(submitted).encode("utf-8"))
 
     def new_csrf(self) -> str:
-        """A CSRF token: a random nonce and its MAC (a signed double-submit token)."""
+        """A login form's CSRF token (no session yet): a random nonce and its MAC."""
         nonce = secrets.token_urlsafe(16)
         return f"{nonce}.{_mac(self._key, 'csrf', nonce)}"
 
     def valid_csrf(self, value: str | None) -> bool:
-        """True when `value` is a CSRF token this token signed."""
+        """True when `value` is a login CSRF token this token signed."""
         nonce, _, mac = (value or "").partition(".")
         return bool(nonce and mac) and hmac.compare_digest(mac, _mac(self._key, "csrf", nonce))
 
     def csrf_passes(self, cookie: str | None, submitted: str | None) -> bool:
-        """Double submit: the form's token equals the cookie's, and the cookie's is genuine."""
+        """Login form (double submit): the form's token equals the cookie's, which is genuine."""
         if not cookie or not submitted or not self.valid_csrf(cookie):
             return False
         return hmac.compare_digest(cookie.encode("utf-8"), submitted.encode("utf-8"))

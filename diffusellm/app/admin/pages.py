@@ -1,11 +1,11 @@
-"""Admin pages, plumbing: templates, security headers, the login guard and CSRF-checked forms."""
+"""Admin pages, plumbing: templates, security headers, the login guard and same-origin, CSRF-checked forms."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import jinja2
 from fastapi import Request, Response
@@ -17,7 +17,10 @@ HERE = Path(__file__).resolve().parents[1]  # app/: templates and static files
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 STATIC_TYPES = {"htmx.min.js": "text/javascript", "admin.css": "text/css"}
-MAX_FORM_BYTES = 1024 * 1024
+MAX_FORM_BYTES = 256 * 1024
+"""Admin forms (a spec edit is the largest); the routes refuse bigger bodies while they stream."""
+LOGIN_FORM_BYTES = 4 * 1024
+"""The login form carries only the token and its CSRF token."""
 _SECURITY_HEADERS = {
     # Scripts and styles come only from /admin/static: an injected <script> would not run.
     "Content-Security-Policy": (
@@ -64,13 +67,14 @@ class Pages:
 
     def render(self, request: Request, name: str, status: int = 200,
                **data: Any) -> HTMLResponse:
-        """Render template `name`, keeping a valid CSRF cookie and token in the page."""
-        csrf = request.cookies.get(CSRF_COOKIE)
-        fresh = self.auth is not None and not self.auth.valid_csrf(csrf)
+        """Render template `name` with the CSRF token its forms carry: the session's own token when
+        signed in, else a login token kept in a cookie (double submit)."""
+        session = self.auth.session_csrf(request.cookies.get(SESSION_COOKIE)) if self.auth else None
+        signed_in = session is not None
+        csrf = session or request.cookies.get(CSRF_COOKIE)
+        fresh = self.auth is not None and not signed_in and not self.auth.valid_csrf(csrf)
         if fresh and self.auth is not None:
             csrf = self.auth.new_csrf()
-        signed_in = self.auth is not None and self.auth.valid_session(
-            request.cookies.get(SESSION_COOKIE))
         html = self.env.get_template(name).render(
             base=base_path(request), csrf=csrf or "", csrf_field=CSRF_FIELD,
             signed_in=signed_in, **data)
@@ -100,21 +104,49 @@ class Pages:
         return RedirectResponse(login, status_code=303)
 
     async def form(self, request: Request) -> dict[str, str] | Response:
-        """The posted form's fields (first value each), or the refusal: 413, or 403 when the CSRF
-        token is missing or wrong (also for bodies that are not url-encoded forms)."""
+        """The posted form's fields (first value each), or the refusal: 403 for a post from another
+        site (judged before the body is read), 413, or 403 when the CSRF token is missing or wrong
+        (also for bodies that are not url-encoded forms)."""
         if self.auth is None:
             return self.disabled(request)
-        body = await request.body()
+        foreign = cross_site(request)
+        if foreign:
+            return self.message(request, 403, "Form from another site", foreign)
+        body = await request.body()  # the route's max_body_size caps it (413) while it streams
         if len(body) > MAX_FORM_BYTES:
-            return self.message(request, 413, "Form too large", "Forms are limited to 1 MiB.")
+            return self.message(request, 413, "Form too large", "Forms are limited to 256 KiB.")
         fields = _fields(body) if _is_form(request) else {}
         if fields is None:
             return self.message(request, 413, "Form too large", "The form has too many fields.")
-        if not self.auth.csrf_passes(request.cookies.get(CSRF_COOKIE), fields.get(CSRF_FIELD)):
+        session = request.cookies.get(SESSION_COOKIE)
+        if self.auth.valid_session(session):
+            passes = self.auth.session_csrf_passes(session, fields.get(CSRF_FIELD))
+        else:
+            passes = self.auth.csrf_passes(request.cookies.get(CSRF_COOKIE), fields.get(CSRF_FIELD))
+        if not passes:
             return self.message(request, 403, "Form expired or forged",
                                 "The form's security token is missing or wrong. Reload the page "
                                 "and submit it again.")
         return fields
+
+
+def cross_site(request: Request) -> str:
+    """Why a state-changing request looks sent by another site's page, or "" when it does not.
+
+    Browsers send Sec-Fetch-Site and Origin on posts: anything but same-origin (or a person
+    typing, "none") is refused, as is an Origin whose host is not this request's Host (the scheme
+    is not compared: behind a proxy that is not trusted for X-Forwarded-Proto the app sees http).
+    """
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site.lower() not in ("same-origin", "none"):
+        return f"This form was sent from another site (Sec-Fetch-Site: {site})."
+    origin = request.headers.get("origin")
+    if origin is None:
+        return ""
+    host = urlsplit(origin).netloc.lower() if origin != "null" else ""
+    if not host or host != request.headers.get("host", "").lower():
+        return f"This form was sent from another origin ({origin})."
+    return ""
 
 
 def _is_form(request: Request) -> bool:

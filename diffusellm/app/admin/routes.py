@@ -15,10 +15,18 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from diffusellm.app.admin.auth import SESSION_COOKIE, AdminAuth, LoginThrottle
+from diffusellm.app.admin.auth import SESSION_COOKIE, AdminAuth, EndedSessions, LoginThrottle
 from diffusellm.app.admin.graph import GraphQueryError, graph_path, query_graph
 from diffusellm.app.admin.learn import SCANNED_JOBS, learn_view
-from diffusellm.app.admin.pages import Pages, base_path, set_cookie, static_file, template_env
+from diffusellm.app.admin.pages import (
+    LOGIN_FORM_BYTES,
+    MAX_FORM_BYTES,
+    Pages,
+    base_path,
+    set_cookie,
+    static_file,
+    template_env,
+)
 from diffusellm.app.admin.views import job_detail, job_row
 from diffusellm.app.triage import idempotency_key
 from diffusellm.config import Settings
@@ -72,6 +80,24 @@ class AdminApp:
             return self.pages.disabled(request)
         return self.pages.render(request, "login.html", error="")
 
+    def _token_check(self, request: Request, given: str, via: str) -> tuple[bool, int]:
+        """(the token is right, seconds the client must wait first); every try is throttled per
+        client address and logged, by the login form and Bearer alike."""
+        auth = self.pages.auth
+        assert auth is not None  # callers answered 503 otherwise
+        client = request.client.host if request.client else "unknown"
+        wait = self.throttle.wait_seconds(client)
+        if wait:
+            log.warning("admin.token_throttled", client=client, via=via, wait_s=wait)
+            return False, wait
+        if not auth.token_matches(given):
+            self.throttle.failed(client)
+            log.warning("admin.token_failed", client=client, via=via)
+            return False, 0
+        self.throttle.succeeded(client)
+        log.info("admin.token_accepted", client=client, via=via)
+        return True, 0
+
     async def login(self, request: Request) -> Response:
         """Check the submitted token; on success set the signed session cookie."""
         fields = await self.pages.form(request)
@@ -79,27 +105,25 @@ class AdminApp:
             return fields
         auth = self.pages.auth
         assert auth is not None  # form() answered 503 otherwise
-        client = request.client.host if request.client else "unknown"
-        wait = self.throttle.wait_seconds(client)
+        right, wait = self._token_check(request, fields.get("token", ""), "login")
         if wait:
             error = f"Too many wrong tokens from this address. Try again in {wait} seconds."
             response = self.pages.render(request, "login.html", 429, error=error)
             response.headers["Retry-After"] = str(wait)
             return response
-        if not auth.token_matches(fields.get("token", "")):
-            self.throttle.failed(client)
-            log.warning("admin.login_failed", client=client)
+        if not right:
             return self.pages.render(request, "login.html", 401, error="That token is not right.")
-        self.throttle.succeeded(client)
         response = self._go(request, "/admin/jobs")
         set_cookie(response, request, SESSION_COOKIE, auth.new_session(), auth.session_seconds)
         return response
 
     async def logout(self, request: Request) -> Response:
-        """End the session."""
+        """End the session here and now: its cookie is refused from now on, even if copied."""
         fields = await self.pages.form(request)
         if isinstance(fields, Response):
             return fields
+        if self.pages.auth is not None:
+            self.pages.auth.end_session(request.cookies.get(SESSION_COOKIE))
         response = self._go(request, "/admin/login")
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
@@ -219,17 +243,32 @@ class AdminApp:
         """htmx and the stylesheet, shipped with the package."""
         return static_file(name)
 
+    def _bearer_refusal(self, request: Request) -> Response | None:
+        """None when the request carries the admin token as a Bearer token; else 401 or 429."""
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            return JSONResponse({"error": "sign in or send the admin token as a Bearer token"},
+                                status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        right, wait = self._token_check(request, given.strip(), "bearer")
+        if wait:
+            return JSONResponse({"error": f"too many wrong tokens from this address; try again "
+                                          f"in {wait} seconds"}, status_code=429,
+                                headers={"Retry-After": str(wait)})
+        if not right:
+            return JSONResponse({"error": "wrong admin token"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        return None
+
     def graph(self, request: Request, repo: str, symbol: str) -> Response:
         """`GET /query_graph?repo=...&symbol=...`: definitions, callers and callees as JSON."""
         auth = self.pages.auth
         if auth is None:
             return JSONResponse({"error": "admin pages are disabled",
                                  "hint": f"set {self.pages.token_env}"}, status_code=503)
-        bearer = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if not (auth.valid_session(request.cookies.get(SESSION_COOKIE))
-                or (bearer and auth.token_matches(bearer))):
-            return JSONResponse({"error": "sign in or send the admin token as a Bearer token"},
-                                status_code=401)
+        if not auth.valid_session(request.cookies.get(SESSION_COOKIE)):
+            refused = self._bearer_refusal(request)
+            if refused is not None:
+                return refused
         try:
             db = graph_path(repo, state_dir=self.state_dir, local_repos=self.local_repos)
             return JSONResponse({"repo": repo, **query_graph(db, symbol)})
@@ -241,19 +280,21 @@ class AdminApp:
 
 def _routes(router: APIRouter, app: AdminApp) -> None:
     html: dict[str, Any] = {"response_class": HTMLResponse, "include_in_schema": False}
+    form: dict[str, Any] = {**html, "methods": ["POST"], "max_body_size": MAX_FORM_BYTES}
+    small: dict[str, Any] = {**form, "max_body_size": LOGIN_FORM_BYTES}
     router.add_api_route("/admin", app.index, methods=["GET"], **html)
     router.add_api_route("/admin/login", app.login_page, methods=["GET"], **html)
-    router.add_api_route("/admin/login", app.login, methods=["POST"], **html)
-    router.add_api_route("/admin/logout", app.logout, methods=["POST"], **html)
+    router.add_api_route("/admin/login", app.login, **small)
+    router.add_api_route("/admin/logout", app.logout, **small)
     router.add_api_route("/admin/jobs", app.jobs, methods=["GET"], **html)
     router.add_api_route("/admin/jobs/rows", app.job_rows, methods=["GET"], **html)
     router.add_api_route("/admin/jobs/{job_id}", app.job, methods=["GET"], **html)
-    router.add_api_route("/admin/jobs/{job_id}/approve", app.approve, methods=["POST"], **html)
-    router.add_api_route("/admin/jobs/{job_id}/cancel", app.cancel, methods=["POST"], **html)
-    router.add_api_route("/admin/jobs/{job_id}/spec", app.edit_spec, methods=["POST"], **html)
+    router.add_api_route("/admin/jobs/{job_id}/approve", app.approve, **form)
+    router.add_api_route("/admin/jobs/{job_id}/cancel", app.cancel, **form)
+    router.add_api_route("/admin/jobs/{job_id}/spec", app.edit_spec, **form)
     router.add_api_route("/admin/learn", app.learn, methods=["GET"], **html)
     router.add_api_route("/admin/submit", app.submit_page, methods=["GET"], **html)
-    router.add_api_route("/admin/submit", app.submit, methods=["POST"], **html)
+    router.add_api_route("/admin/submit", app.submit, **form)
     router.add_api_route("/admin/static/{name}", app.static, methods=["GET"],
                          include_in_schema=False)
     router.add_api_route("/query_graph", app.graph, methods=["GET"], tags=["admin"])
@@ -270,7 +311,8 @@ def admin_router(*, store: AdminStore, settings: Settings,
     """
     env = dict(os.environ if environ is None else environ)
     token = settings.server.admin_token(env)
-    pages = Pages(env=template_env(), auth=AdminAuth(token) if token else None,
+    ended = EndedSessions(settings.state_path() / "admin" / "ended-sessions")
+    pages = Pages(env=template_env(), auth=AdminAuth(token, ended=ended) if token else None,
                   token_env=settings.server.admin_token_env)
     app = AdminApp(store=store, pages=pages, state_dir=settings.state_path(),
                    local_repos=tuple(p.expanduser().resolve() for p in local_repos))

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from diffusellm.app.admin.graph import checkout_dir
 from diffusellm.jobs.model import EDITED_SPEC_KEY, TERMINAL_STATES, Job, JobEvent, JobState
+from diffusellm.state import repo_state
 
 MAX_PATCH_BYTES = 512 * 1024
 _YAML_BLOCK = re.compile(r"```ya?ml[ \t]*\n(.*?)\n```", re.DOTALL)
+_RUN_ID = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9a-f]{8}")
+"""A pipeline run's id (`pipeline.runner`): a time stamp and a hash, nothing path-like."""
 
 
 def when(moment: dt.datetime | None) -> str:
@@ -136,19 +142,29 @@ def check_rows(report: dict[str, Any]) -> list[CheckRow]:
     return rows
 
 
-def read_patch(report: dict[str, Any], state_dir: Path) -> str:
-    """The run's patch when its file lies inside the state folder (never any other path)."""
-    raw = _text(report.get("patch_path"))
-    if not raw:
+def patch_file(job: Job, state_dir: Path) -> Path | None:
+    """Where this job's own patch lies: its repository's job folder (as the worker lays it out)
+    under the run id the report names, which must look like one (never a path a worker chose)."""
+    run_id = _text(_dict(job.result.get("report")).get("job_id"))
+    if not _RUN_ID.fullmatch(run_id):
+        return None
+    checkout = checkout_dir(state_dir, job.request.repo_full_name)
+    return repo_state(state_dir, checkout).jobs / run_id / "change.patch"
+
+
+def read_patch(job: Job, state_dir: Path) -> str:
+    """The job's own patch (a regular file, links not followed), cut at MAX_PATCH_BYTES."""
+    path = patch_file(job, state_dir)
+    if path is None:
         return ""
     try:
-        path = Path(raw).resolve()
-        if not path.is_relative_to(state_dir.expanduser().resolve()) or not path.is_file():
-            return ""
-        with path.open("rb") as handle:
-            data = handle.read(MAX_PATCH_BYTES + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return ""
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        data = handle.read(MAX_PATCH_BYTES + 1)
     text = data[:MAX_PATCH_BYTES].decode("utf-8", "replace")
     return text + ("\n… (patch cut at 512 KiB)" if len(data) > MAX_PATCH_BYTES else "")
 
@@ -184,7 +200,7 @@ def job_detail(job: Job, events: list[JobEvent], *, state_dir: Path) -> JobDetai
         row=job_row(job), job=job,
         events=[(when(e.at), e.kind, e.message) for e in events],
         spec_yaml=spec, spec_edited=edited, plan_yaml=_plan_yaml(report),
-        checks=check_rows(report), patch=read_patch(report, state_dir),
+        checks=check_rows(report), patch=read_patch(job, state_dir),
         pr_url=_web_url(result.get("pr_url")),
         pr_label=f"#{pr_number}" if isinstance(pr_number, int) else "",
         branches=_local_branches(result), status=_text(result.get("status")),
