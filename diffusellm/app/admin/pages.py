@@ -16,7 +16,10 @@ from diffusellm.app.admin.auth import CSRF_COOKIE, CSRF_FIELD, SESSION_COOKIE, A
 HERE = Path(__file__).resolve().parents[1]  # app/: templates and static files
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
-STATIC_TYPES = {"htmx.min.js": "text/javascript", "admin.css": "text/css"}
+STATIC_TYPES = {
+    "htmx.min.js": "text/javascript", "admin.css": "text/css", "charts.js": "text/javascript",
+    "vendor/uPlot.iife.min.js": "text/javascript", "vendor/uPlot.min.css": "text/css",
+}
 MAX_FORM_BYTES = 1024 * 1024
 _SECURITY_HEADERS = {
     # Scripts and styles come only from /admin/static: an injected <script> would not run.
