@@ -36,6 +36,7 @@ from diffusellm.jobs.model import (
     JobStore,
     NewJob,
 )
+from diffusellm.models.settings import TransformersLLM
 from diffusellm.pipeline.spec import load_spec_text
 
 log = structlog.get_logger(__name__)
@@ -76,6 +77,8 @@ class AdminApp:
     state_dir: Path
     local_repos: tuple[Path, ...]
     web: str = "https://github.com"
+    app_adapters: tuple[str, ...] | None = None
+    """The LoRA adapters this app's in-process worker loads; None when it runs no worker."""
     """GitHub's web root, for links to issues and pull requests."""
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     clock: Callable[[], dt.datetime] = field(default=lambda: _utc_now())
@@ -151,7 +154,8 @@ class AdminApp:
         refused = self.pages.guard(request)
         if refused is not None:
             return refused
-        view = learn_view(self.store, self.state_dir)
+        view = learn_view(self.store, self.state_dir,
+                          None if self.app_adapters is None else list(self.app_adapters))
         return self.pages.render(request, "learn.html", v=view, scanned=SCANNED_JOBS)
 
     def job_rows(self, request: Request, state: str = "") -> Response:
@@ -317,6 +321,13 @@ def _web_root(settings: Settings, env: Mapping[str, str]) -> str:
         return web_root(settings.github.base_url)
 
 
+def _app_adapters(settings: Settings) -> tuple[str, ...] | None:
+    if not settings.server.in_process_worker:
+        return None
+    llm = settings.llm
+    return tuple(llm.adapters) if isinstance(llm, TransformersLLM) else ()
+
+
 def admin_router(*, store: AdminStore, settings: Settings,
                  environ: Mapping[str, str] | None = None,
                  local_repos: Sequence[Path] = (),
@@ -333,7 +344,8 @@ def admin_router(*, store: AdminStore, settings: Settings,
                   token_env=settings.server.admin_token_env)
     app = AdminApp(store=store, pages=pages, state_dir=settings.state_path(),
                    local_repos=tuple(p.expanduser().resolve() for p in local_repos),
-                   web=_web_root(settings, env), clock=clock or _utc_now)
+                   web=_web_root(settings, env), clock=clock or _utc_now,
+                   app_adapters=_app_adapters(settings))
     router = APIRouter()
     _routes(router, app)
     return router
