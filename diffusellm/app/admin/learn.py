@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from diffusellm.app.admin.learn_data import core_series, core_tallies, loss_series, pr_series, pr_verdict
 from diffusellm.errors import InputError
 from diffusellm.jobs.model import Job, JobState, JobStore
+from diffusellm.jobs.wire import LearningReport
 from diffusellm.learn.commands import adapters
 from diffusellm.learn.core_predictor import PREDICTOR_FILE, CorePredictor, training_rows
 from diffusellm.learn.outcomes import Outcome, OutcomeStore
@@ -60,6 +62,17 @@ class RepoAdapter:
 
 
 @dataclass(frozen=True)
+class WorkerRow:
+    """A remote worker's latest learning report."""
+
+    worker: str
+    received: str
+    active: str
+    adapters: int
+    runs: str
+
+
+@dataclass(frozen=True)
 class LearnView:
     """What the learning page shows."""
 
@@ -73,6 +86,7 @@ class LearnView:
     picks: str
     active: str
     repos: list[RepoAdapter]
+    workers: list[WorkerRow] = field(default_factory=list[WorkerRow])
     memory_error: str = ""
 
 
@@ -148,8 +162,19 @@ def _in_process(worker: str) -> bool:
     return worker.startswith(f"{socket.gethostname()}-{os.getpid()}-")
 
 
-def repo_adapters(jobs: list[Job], app_adapters: list[str] | None) -> list[RepoAdapter]:
-    """Per repository, the latest run's worker and the adapters it loads (known for this app's own)."""
+def _loaded(adapters: list[str]) -> str:
+    return ", ".join(adapters) or "none (the base model)"
+
+
+def _reporter(worker: str, reports: list[LearningReport]) -> LearningReport | None:
+    """The report of the host a job's worker id belongs to (worker ids start with the host name)."""
+    return next((r for r in reports if worker == r.worker_id or worker.startswith(f"{r.worker_id}-")), None)
+
+
+def repo_adapters(jobs: list[Job], app_adapters: list[str] | None,
+                  reports: Sequence[LearningReport] = ()) -> list[RepoAdapter]:
+    """Per repository, the latest run's worker and the adapters it loads (known for this app's own worker
+    and for workers that sent a learning report)."""
     latest: dict[str, Job] = {}
     for job in jobs:  # newest first
         if job.worker_id and job.request.repo_full_name not in latest:
@@ -157,21 +182,40 @@ def repo_adapters(jobs: list[Job], app_adapters: list[str] | None) -> list[RepoA
     rows: list[RepoAdapter] = []
     for repo, job in sorted(latest.items()):
         worker = job.worker_id or ""
+        report = _reporter(worker, list(reports))
         if app_adapters is not None and _in_process(worker):
-            adapter = ", ".join(app_adapters) or "none (the base model)"
+            adapter = _loaded(app_adapters)
+        elif report is not None:
+            adapter = _loaded(report.active_adapters)
         else:
-            adapter = "not reported: a remote worker's adapters are in its own llm.adapters"
+            adapter = "not reported: run `diffusellm learn sync --server URL` on that worker"
         rows.append(RepoAdapter(repo, job.id, worker, adapter))
     return rows
 
 
-def learn_view(store: JobStore, state_dir: Path, app_adapters: list[str] | None = None) -> LearnView:
+def _reported(report: LearningReport) -> list[dict[str, Any]]:
+    """A worker's adapters as training records, named after the worker."""
+    return [{**a.model_dump(), "adapter": f"{report.worker_id}: {a.name}", "label": f"{report.worker_id}: {a.name}"}
+            for a in report.adapters]
+
+
+def worker_rows(reports: Sequence[tuple[LearningReport, str]]) -> list[WorkerRow]:
+    """One line per worker that sent a learning report."""
+    return [WorkerRow(r.worker_id, received, _loaded(r.active_adapters), len(r.adapters),
+                      " · ".join(f"{k}: {n}" for k, n in sorted(r.verdict_counts.items())) or "none")
+            for r, received in reports]
+
+
+def learn_view(store: JobStore, state_dir: Path, app_adapters: list[str] | None = None,
+               reports: Sequence[tuple[LearningReport, str]] = ()) -> LearnView:
     """The learning page's data; an unreadable outcome memory is shown, not raised. `app_adapters`:
-    what this app's in-process worker loads (None when it runs none)."""
-    records = adapters(state_dir)
-    rows = [_adapter_row(a) for a in records]
+    what this app's in-process worker loads (None when it runs none); `reports`: workers' learning
+    reports and when they arrived."""
+    local = adapters(state_dir)
+    remote = [record for report, _ in reports for record in _reported(report)]
+    rows = [_adapter_row(a) for a in [*local, *remote]]
     jobs = store.list_jobs(limit=SCANNED_JOBS)
-    curves = [{**r, "label": Path(str(r.get("adapter", ""))).name} for r in reversed(records)]
+    curves = [{**r, "label": Path(str(r.get("adapter", ""))).name} for r in reversed(local)] + remote
     charts = {"prs": pr_series(jobs), "cores": core_series(jobs), "loss": loss_series(curves)}
     active = ("This app runs no in-process worker." if app_adapters is None else
               f"This app's in-process worker loads: {', '.join(app_adapters) or 'no adapter (the base model)'}.")
@@ -184,5 +228,6 @@ def learn_view(store: JobStore, state_dir: Path, app_adapters: list[str] | None 
     except (OSError, sqlite3.Error) as exc:
         error = f"{type(exc).__name__}: {exc}"
     cores, picks = core_rows(jobs, _predictor(state_dir), outcomes)
-    return LearnView(job_verdicts(jobs), counts, recent, rows, charts, cores, picks, active,
-                     repo_adapters(jobs, app_adapters), memory_error=error)
+    repos = repo_adapters(jobs, app_adapters, [r for r, _ in reports])
+    return LearnView(job_verdicts(jobs), counts, recent, rows, charts, cores, picks, active, repos,
+                     worker_rows(reports), memory_error=error)

@@ -22,6 +22,7 @@ from diffusellm.app.admin.graph import GraphQueryError, graph_path, query_graph
 from diffusellm.app.admin.learn import SCANNED_JOBS, learn_view
 from diffusellm.app.admin.pages import Pages, base_path, set_cookie, static_file, template_env
 from diffusellm.app.admin.views import Board, JobRow, job_detail, job_row, web_root
+from diffusellm.app.reports import load_reports, reports_dir
 from diffusellm.app.triage import idempotency_key
 from diffusellm.config import Settings
 from diffusellm.errors import ConfigError, DiffuseLLMError, SpecError
@@ -155,7 +156,8 @@ class AdminApp:
         if refused is not None:
             return refused
         view = learn_view(self.store, self.state_dir,
-                          None if self.app_adapters is None else list(self.app_adapters))
+                          None if self.app_adapters is None else list(self.app_adapters),
+                          load_reports(reports_dir(self.state_dir)))
         return self.pages.render(request, "learn.html", v=view, scanned=SCANNED_JOBS)
 
     def job_rows(self, request: Request, state: str = "") -> Response:
