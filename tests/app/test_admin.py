@@ -332,6 +332,10 @@ def test_static_files_are_served_from_a_fixed_list(client: TestClient) -> None:
     assert htmx.status_code == 200 and "javascript" in htmx.headers["content-type"]
     assert htmx.text.startswith("var htmx=")
     assert client.get("/admin/static/admin.css").headers["content-type"].startswith("text/css")
+    chart = client.get("/admin/static/vendor/uPlot.iife.min.js")
+    assert chart.status_code == 200 and "javascript" in chart.headers["content-type"]
+    assert chart.text.startswith("/*! https://github.com/leeoniya/uPlot (v1.6.32) */")
+    assert client.get("/admin/static/vendor/uPlot.LICENSE").status_code == 404
     assert client.get("/admin/static/..%2F..%2Fadmin.py").status_code == 404
     assert client.get("/admin/static/NOTICE").status_code == 404
 
