@@ -168,8 +168,11 @@ def test_a_job_page_follows_the_job_collapses_its_diff_and_retries_it(
     patch.write_text(PATCH)
     page, errors = browser_page
     with AppServer(build_app(settings, {"DIFFUSELLM_ADMIN_TOKEN": TOKEN})) as server:
+        queued, _ = seed.enqueue(new_job("next", title="Waits its turn"))
         _log_in(page, server.url)
         assert "checkout" in page.inner_text(f'tr[data-job="{job.id}"]')
+        assert "waits behind job" in page.inner_text(f'tr[data-job="{queued.id}"]')
+        page.screenshot(path=str(tmp_path / "jobs.png"), full_page=True)
         page.goto(f"{server.url}/admin/jobs/{job.id}")
         assert page.inner_text("#job-phase") == "checkout"
         seed.add_event(job.id, "phase", "generate")
