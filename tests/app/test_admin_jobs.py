@@ -15,6 +15,7 @@ from diffusellm.jobs.model import EDITED_SPEC_KEY, SPEC_AUTHOR_KEY, SPEC_BY_MODE
 from diffusellm.jobs.store import SqlJobStore
 from tests.app.admin_support import admin_client, login
 from tests.conftest import make_repo
+from tests.jobs.conftest import pg_admin_url, pg_url, store_url  # noqa: F401  (SQLite and PostgreSQL)
 from tests.jobs.support import FakeClock, new_job, sqlite_store, stored
 
 PATCH = """diff --git a/pkg/core.py b/pkg/core.py
@@ -198,3 +199,16 @@ def test_a_spec_the_model_read_is_not_called_edited(client: TestClient, store: S
     page = client.get(f"/admin/jobs/{job.id}").text
     assert "(read by the model from the issue&#39;s text)" in page
     assert "edited" not in page.split('id="spec-origin"')[1].split("</small>")[0]
+
+
+def test_retry_moves_only_failed_and_dead_jobs(store_url: str) -> None:  # noqa: F811  (the fixture)
+    store = SqlJobStore(store_url)
+    queued, _ = store.enqueue(new_job("q"))
+    assert not store.retry(queued.id) and not store.retry("no-such-job")
+    assert store.claim("w", 60) is not None
+    assert not store.retry(queued.id), "a running job is not retried"
+    store.finish(queued.id, "w", JobState.FAILED, error="boom", result={"status": "failed", "pr_number": 4})
+    assert store.retry(queued.id)
+    again = stored(store, queued.id)
+    assert (again.state, again.attempts, again.error, again.result) == (JobState.QUEUED, 0, None, {"pr_number": 4})
+    store.close()
