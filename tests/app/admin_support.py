@@ -35,10 +35,9 @@ def csrf_of(html: str) -> str:
 
 
 def login(client: TestClient, token: str = TOKEN) -> str:
-    """Log in through the form; returns the CSRF token for later posts."""
+    """Log in through the form; returns the CSRF token a signed-in page carries, for later posts."""
     page = client.get("/admin/login")
     assert page.status_code == 200
-    csrf = csrf_of(page.text)
-    done = client.post("/admin/login", data={"csrf_token": csrf, "token": token})
+    done = client.post("/admin/login", data={"csrf_token": csrf_of(page.text), "token": token})
     assert done.status_code == 303, done.text
-    return csrf
+    return csrf_of(client.get("/admin/jobs").text)

@@ -11,18 +11,23 @@ from fastapi.testclient import TestClient
 
 from diffusellm.app.admin.auth import CSRF_COOKIE, SESSION_COOKIE, AdminAuth, LoginThrottle
 from diffusellm.app.admin.graph import checkout_dir
+from diffusellm.app.admin.routes import admin_router
 from diffusellm.app.main import build_app
+from diffusellm.app.metrics import Metrics
+from diffusellm.app.server import create_app
+from diffusellm.app.settings import ServerSettings
 from diffusellm.config import Settings, load_settings
 from diffusellm.jobs.model import Job, JobCommand, JobState
 from diffusellm.jobs.store import SqlJobStore
 from diffusellm.learn.outcomes import OutcomeStore
 from diffusellm.pipeline.job import RunReport
 from diffusellm.worker import execute
-from tests.app.admin_support import ENV, TOKEN, admin_client, csrf_of, login
 from tests.conftest import make_repo
 from tests.jobs.conftest import pg_admin_url, pg_url, store_url  # noqa: F401  (SQLite and PostgreSQL)
 from tests.jobs.support import new_job, sqlite_store, stored
 
+TOKEN = "admin-token-for-tests-0123456789"
+ENV = {"DIFFUSELLM_ADMIN_TOKEN": TOKEN}
 SPEC = """```yaml
 title: Rename helper
 operations:
@@ -52,9 +57,32 @@ def settings(tmp_path: Path) -> Settings:
     return load_settings(None, [f"state_dir={tmp_path / 'state'}"])
 
 
+def _client(store: SqlJobStore, settings: Settings, repo: Path, env: dict[str, str] = ENV) -> TestClient:
+    router = admin_router(store=store, settings=settings, environ=env, local_repos=[repo])
+    app = create_app(store=store, server=ServerSettings(in_process_worker=False), routers=[router],
+                     counters=Metrics())
+    return TestClient(app, follow_redirects=False)
+
+
 @pytest.fixture
 def client(store: SqlJobStore, settings: Settings, repo: Path) -> TestClient:
-    return admin_client(store, settings, repo)
+    return _client(store, settings, repo)
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "the page carries no CSRF token"
+    return found.group(1)
+
+
+def _login(client: TestClient, token: str = TOKEN) -> str:
+    """Log in through the form; returns the CSRF token for later posts."""
+    page = client.get("/admin/login")
+    assert page.status_code == 200
+    csrf = _csrf(page.text)
+    done = client.post("/admin/login", data={"csrf_token": csrf, "token": token})
+    assert done.status_code == 303, done.text
+    return csrf
 
 
 def _waiting(store: SqlJobStore, key: str = "w", body: str = SPEC, title: str = "Rename helper") -> Job:
@@ -67,7 +95,7 @@ def _waiting(store: SqlJobStore, key: str = "w", body: str = SPEC, title: str = 
 
 
 def test_guessing_the_token_is_slowed_to_five_tries_a_minute_per_address(client: TestClient) -> None:
-    csrf = csrf_of(client.get("/admin/login").text)
+    csrf = _csrf(client.get("/admin/login").text)
     for _ in range(5):
         assert client.post("/admin/login", data={"csrf_token": csrf, "token": "guess"}).status_code == 401
     blocked = client.post("/admin/login", data={"csrf_token": csrf, "token": TOKEN})  # even the right one
@@ -93,7 +121,7 @@ def test_the_throttle_forgets_failures_after_the_window_and_after_a_success() ->
 
 
 def test_without_an_admin_token_the_pages_are_disabled(store: SqlJobStore, settings: Settings, repo: Path) -> None:
-    client = admin_client(store, settings, repo, env={})
+    client = _client(store, settings, repo, env={})
     page = client.get("/admin/jobs")
     assert page.status_code == 503
     assert "DIFFUSELLM_ADMIN_TOKEN" in page.text
@@ -107,7 +135,7 @@ def test_pages_need_a_login_and_a_wrong_token_is_refused(client: TestClient) -> 
     fragment = client.get("/admin/jobs/rows", headers={"HX-Request": "true"})
     assert fragment.status_code == 401 and fragment.headers["hx-redirect"] == "/admin/login"
 
-    csrf = csrf_of(client.get("/admin/login").text)
+    csrf = _csrf(client.get("/admin/login").text)
     wrong = client.post("/admin/login", data={"csrf_token": csrf, "token": TOKEN + "x"})
     assert wrong.status_code == 401
     assert "not right" in wrong.text
@@ -142,7 +170,7 @@ def test_login_form_without_csrf_token_is_refused(client: TestClient) -> None:
 
 def test_list_and_detail_show_the_job_with_user_text_escaped(client: TestClient, store: SqlJobStore) -> None:
     job, _ = store.enqueue(new_job("x", title=f"Fix {XSS}", body=f"Please {XSS}\n\n{SPEC}"))
-    login(client)
+    _login(client)
     listing = client.get("/admin/jobs")
     assert listing.status_code == 200
     assert job.id[:12] in listing.text and "octo/demo" in listing.text and "#7" in listing.text
@@ -162,7 +190,7 @@ def test_list_and_detail_show_the_job_with_user_text_escaped(client: TestClient,
 def test_list_filters_by_state_and_its_fragment_refreshes(client: TestClient, store: SqlJobStore) -> None:
     waiting = _waiting(store)
     queued, _ = store.enqueue(new_job("q", repo="octo/other", title="Queued one"))
-    login(client)
+    _login(client)
     only_waiting = client.get("/admin/jobs", params={"state": "waiting_approval"}).text
     assert waiting.id[:12] in only_waiting and queued.id[:12] not in only_waiting
     rows = client.get("/admin/jobs/rows", params={"state": "queued"})
@@ -173,7 +201,7 @@ def test_list_filters_by_state_and_its_fragment_refreshes(client: TestClient, st
 
 def test_approve_queues_a_waiting_job_and_only_once(client: TestClient, store: SqlJobStore) -> None:
     job = _waiting(store)
-    csrf = login(client)
+    csrf = _login(client)
     page = client.get(f"/admin/jobs/{job.id}").text
     assert 'id="approve"' in page
     done = client.post(f"/admin/jobs/{job.id}/approve", data={"csrf_token": csrf})
@@ -186,7 +214,7 @@ def test_approve_queues_a_waiting_job_and_only_once(client: TestClient, store: S
 
 def test_posts_without_a_matching_csrf_token_change_nothing(client: TestClient, store: SqlJobStore) -> None:
     job = _waiting(store)
-    csrf = login(client)
+    csrf = _login(client)
     assert client.post(f"/admin/jobs/{job.id}/approve", data={}).status_code == 403
     assert client.post(f"/admin/jobs/{job.id}/cancel", data={"csrf_token": "x." + "0" * 64}).status_code == 403
     other = AdminAuth(TOKEN).new_csrf()  # genuine, but not the one in this browser's cookie
@@ -197,7 +225,7 @@ def test_posts_without_a_matching_csrf_token_change_nothing(client: TestClient, 
 
 def test_cancel_ends_a_queued_job(client: TestClient, store: SqlJobStore) -> None:
     job, _ = store.enqueue(new_job("c"))
-    csrf = login(client)
+    csrf = _login(client)
     assert client.post(f"/admin/jobs/{job.id}/cancel", data={"csrf_token": csrf}).status_code == 303
     assert stored(store, job.id).state is JobState.CANCELLED
     page = client.get(f"/admin/jobs/{job.id}").text
@@ -206,7 +234,7 @@ def test_cancel_ends_a_queued_job(client: TestClient, store: SqlJobStore) -> Non
 
 def test_edit_spec_validates_then_saves_into_the_waiting_job(client: TestClient, store: SqlJobStore) -> None:
     job = _waiting(store)
-    csrf = login(client)
+    csrf = _login(client)
     bad = "title: Rename\noperations:\n  - op: rename_symbol\n    target: pkg.core.helper\n    new_name: 'class'\n"
     refused = client.post(f"/admin/jobs/{job.id}/spec", data={"csrf_token": csrf, "spec": bad})
     assert refused.status_code == 422
@@ -246,7 +274,7 @@ def test_amend_waiting_touches_only_waiting_jobs(store_url: str) -> None:  # noq
 
 
 def test_submit_queues_a_frozen_job_for_a_configured_local_repo(client: TestClient, store: SqlJobStore, repo: Path) -> None:
-    csrf = login(client)
+    csrf = _login(client)
     form = client.get("/admin/submit").text
     submission = re.search(r'name="submission" value="([^"]+)"', form)
     assert submission and str(repo.resolve()) in form
@@ -282,7 +310,7 @@ def test_detail_shows_report_validation_patch_and_pr(client: TestClient, store: 
     store.finish(job.id, "w", JobState.SUCCEEDED, result={
         "status": "succeeded", "pr_number": 12, "pr_url": "https://github.example/octo/demo/pull/12",
         "report": report})
-    login(client)
+    _login(client)
     page = client.get(f"/admin/jobs/{job.id}").text
     assert "+def assist():" in page
     assert "tests/test_core.py::test_x" in page and "0 → 1" in page
@@ -315,7 +343,7 @@ def test_query_graph_answers_from_a_digested_local_repo(client: TestClient, repo
                       headers={"Authorization": f"Bearer {TOKEN}"}).json()
     assert main["callees"] == ["pkg.core.helper"]
 
-    login(client)  # the session cookie works too
+    _login(client)  # the session cookie works too
     missing = client.get("/query_graph", params={**params, "symbol": "nowhere"})
     assert missing.status_code == 404 and "nowhere" in missing.json()["error"]
     assert client.get("/query_graph", params={"repo": "local:/etc", "symbol": "x"}).status_code == 403
@@ -344,7 +372,7 @@ def test_build_app_mounts_the_admin_pages(tmp_path: Path, repo: Path) -> None:
     settings = load_settings(None, [f"state_dir={tmp_path / 'state'}", "server.in_process_worker=false",
                                     f"store.url=sqlite:///{tmp_path / 'app.sqlite'}"])
     with TestClient(build_app(settings, ENV, local_repos=[repo]), follow_redirects=False) as client:
-        csrf = login(client)
+        csrf = _login(client)
         assert client.get("/admin/submit").status_code == 200
         assert client.post("/admin/logout", data={"csrf_token": csrf}).status_code == 303
         assert client.get("/admin/jobs").status_code == 303
@@ -372,7 +400,7 @@ def test_the_learning_page_shows_verdicts_remembered_runs_and_adapters(
     (adapter / "training.json").write_text(json.dumps(
         {"date": "2026-11-26T08:00:00+00:00", "base_model": "embedded:smollm2-135m", "examples": 4, "steps": 60,
          "first_loss": 2.5, "last_loss": 0.75, "seconds": 31.2}))
-    login(client)
+    _login(client)
     page = client.get("/admin/learn").text
     assert re.search(r"<td>1</td><td>0</td><td>1</td>", page), "accepted 1, rejected 0, open 1"
     assert "pending: 1" in page and "<code>run-9</code>" in page
