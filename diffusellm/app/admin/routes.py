@@ -1,4 +1,4 @@
-"""Admin pages: token login, job list and detail, plan review (approve, edit spec, cancel), local
+"""Admin pages: token login, job list and detail (live), plan review (approve, edit spec, cancel), retry,
 submit, and the `/query_graph` API."""
 
 from __future__ import annotations
@@ -78,9 +78,9 @@ class AdminApp:
     state_dir: Path
     local_repos: tuple[Path, ...]
     web: str = "https://github.com"
+    """GitHub's web root, for links to issues and pull requests."""
     app_adapters: tuple[str, ...] | None = None
     """The LoRA adapters this app's in-process worker loads; None when it runs no worker."""
-    """GitHub's web root, for links to issues and pull requests."""
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     clock: Callable[[], dt.datetime] = field(default=lambda: _utc_now())
     """Now, for elapsed times and back-offs (the store's clock in tests)."""
