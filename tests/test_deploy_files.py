@@ -22,9 +22,9 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from diffusellm.forge import github_settings
 from diffusellm.app.settings import ServerSettings
 from diffusellm.config import Settings, default_config_path, load_settings
+from diffusellm.forge import github_settings
 from diffusellm.forge.github_settings import secrets_from_env
 
 ROOT = Path(__file__).resolve().parents[1]

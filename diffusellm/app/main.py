@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from diffusellm.app.admin.routes import admin_router
 from diffusellm.app.inbox import SpoolInbox
+from diffusellm.app.reports import reports_dir
 from diffusellm.app.router import EventRouter
 from diffusellm.app.server import create_app
 from diffusellm.app.triage import TriageContext, register
@@ -86,4 +87,5 @@ def build_app(
         on_startup=[replay_inbox],
         on_shutdown=[store.close],
         environ=env,
+        reports_dir=reports_dir(settings.state_path()),
     )

@@ -10,6 +10,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
@@ -127,11 +128,12 @@ def create_app(*, store: MonitoredJobStore, server: ServerSettings,
                store_settings: StoreSettings | None = None, routers: Sequence[APIRouter] = (),
                execute: Execute | None = None, on_startup: Sequence[Hook] = (),
                on_shutdown: Sequence[Hook] = (), environ: Mapping[str, str] | None = None,
-               counters: Metrics | None = None) -> FastAPI:
+               counters: Metrics | None = None, reports_dir: Path | None = None) -> FastAPI:
     """The app: worker API, `routers`, /healthz, /metrics, the reaper and (optionally) a worker.
 
     `execute` runs jobs in the embedded worker; it is required when server.in_process_worker.
-    Tokens are read here, once, from the environment variables the settings name.
+    Tokens are read here, once, from the environment variables the settings name; workers' learning
+    reports are kept in `reports_dir`.
     """
     timing = store_settings or StoreSettings()
     seen = counters or metrics()
@@ -165,7 +167,7 @@ def create_app(*, store: MonitoredJobStore, server: ServerSettings,
     app.add_middleware(BodyDeadline, seconds=server.body_timeout_seconds)
     api = WorkerApiConfig(token=server.worker_token(env), token_env=server.worker_token_env,
                           lease_seconds=timing.lease_seconds,
-                          heartbeat_seconds=timing.heartbeat_seconds)
+                          heartbeat_seconds=timing.heartbeat_seconds, reports_dir=reports_dir)
     app.include_router(worker_router(store, api, seen))
     for router in routers:
         app.include_router(router)

@@ -6,6 +6,7 @@ import asyncio
 import hmac
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
@@ -15,6 +16,7 @@ from fastapi.routing import APIRoute
 
 from diffusellm.app.limits import WORKER_BODY_BYTES, json_too_deep, too_deep_detail
 from diffusellm.app.metrics import Metrics, metrics
+from diffusellm.app.reports import save_report
 from diffusellm.jobs.store import MonitoredJobStore
 from diffusellm.jobs.wire import (
     ClaimRequest,
@@ -23,6 +25,7 @@ from diffusellm.jobs.wire import (
     FinishRequest,
     FinishResponse,
     HeartbeatResponse,
+    LearningReport,
     Verdict,
     VerdictsRequest,
     VerdictsResponse,
@@ -40,6 +43,8 @@ class WorkerApiConfig:
     heartbeat_seconds: float
     poll_seconds: float = 1.0
     """How often a long-polling claim looks at the store again."""
+    reports_dir: Path | None = None
+    """Where workers' learning reports are kept (app/reports); None: the app keeps none."""
 
 
 def _refusal(config: WorkerApiConfig, authorization: str | None) -> JSONResponse | None:
@@ -144,5 +149,11 @@ def worker_router(store: MonitoredJobStore, config: WorkerApiConfig,
             if result.get("verdict") in ("accepted", "rejected"):
                 found[job_id] = Verdict(verdict=result["verdict"], source=str(result.get("verdict_source", "")))
         return VerdictsResponse(verdicts=found)
+
+    @router.post("/learning", status_code=status.HTTP_204_NO_CONTENT)
+    def learning(body: LearningReport) -> None:
+        if config.reports_dir is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "this app keeps no learning reports")
+        save_report(config.reports_dir, body)
 
     return router

@@ -340,12 +340,14 @@ def learn_sync(
 ) -> None:
     """Accept the runs whose branches were merged (local), or take the app's verdicts (--server)."""
     from diffusellm.learn.commands import sync
+    from diffusellm.models.settings import TransformersLLM
     from diffusellm.worker.remote import sync_server
 
     def work(state: Path) -> list[dict[str, Any]]:
         if server is not None:
-            token_env = _settings(config, overrides).server.worker_token_env
-            return sync_server(state, server, os.environ.get(token_env, ""))
+            settings = _settings(config, overrides)
+            loaded = settings.llm.adapters if isinstance(settings.llm, TransformersLLM) else []
+            return sync_server(state, server, os.environ.get(settings.server.worker_token_env, ""), loaded)
         return sync(state, _repo_dir(repo), into)
 
     _learn(json_out, config, overrides, work)

@@ -27,7 +27,15 @@ TERMINAL_STATES = frozenset(
 
 
 EDITED_SPEC_KEY = "edited_spec"
-"""Result key of the spec YAML a person edited before approval (`SqlJobStore.amend_waiting`)."""
+"""Result key of the spec YAML an approval runs: one the model read from free text during `plan`, or
+one a person edited on the admin page (`SqlJobStore.amend_waiting`); SPEC_AUTHOR_KEY says which."""
+
+SPEC_AUTHOR_KEY = "spec_author"
+"""Result key of who wrote the spec under EDITED_SPEC_KEY: SPEC_BY_MODEL, or the name of the person who
+edited it."""
+
+SPEC_BY_MODEL = "model"
+"""SPEC_AUTHOR_KEY's value for a spec the model read from the issue's free text."""
 
 
 class JobCommand(StrEnum):

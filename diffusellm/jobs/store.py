@@ -31,6 +31,9 @@ FINISH_STATES = frozenset({
     JobState.QUEUED,
 })
 _CANCELLABLE = (JobState.QUEUED.value, JobState.WAITING_APPROVAL.value, JobState.RUNNING.value)
+_RETRYABLE = (JobState.FAILED.value, JobState.DEAD.value)
+_ATTEMPT_KEYS = frozenset({"status", "error", "hint"})
+"""Result keys that describe one attempt's end: a retry drops them."""
 _CLAIM_TRIES = 8
 
 
@@ -214,6 +217,25 @@ class SqlJobStore:
         """Move a job waiting for plan approval back to queued (with a fresh set of attempts)."""
         return self._transition(job_id, (JobState.WAITING_APPROVAL.value,), JobState.QUEUED,
                                 "approved", {"attempts": 0, "not_before": None, "worker_id": None})
+
+    def retry(self, job_id: str) -> bool:
+        """Queue a failed or dead job again, now, with a fresh set of attempts; the last attempt's
+        status, error and hint leave its result (what the approval and the forge need stays)."""
+        now = self._clock()
+        where = (jobs.c.id == job_id, jobs.c.state.in_(_RETRYABLE))
+        with self._engine.begin() as conn:
+            row = conn.execute(sa.select(jobs.c.result).where(*where).with_for_update()).first()
+            if row is None:
+                return False
+            previous: dict[str, Any] = row[0] or {}
+            kept = {k: v for k, v in previous.items() if k not in _ATTEMPT_KEYS}
+            done = conn.execute(sa.update(jobs).where(*where).values(
+                state=JobState.QUEUED.value, attempts=0, not_before=None, worker_id=None,
+                lease_expires_at=None, error=None, result=kept, updated_at=now))
+            if done.rowcount != 1:
+                return False
+            lease.note(conn, job_id, now, "retried", "retried; now queued")
+        return True
 
     def amend_waiting(self, job_id: str, changes: Mapping[str, Any], message: str) -> bool:
         """Merge `changes` into the result of a job waiting for approval (an edited spec, say)

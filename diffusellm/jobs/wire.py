@@ -93,3 +93,26 @@ class FinishResponse(_Body):
     """The job's state after finishing (queued again, dead, succeeded, ...)."""
 
     state: JobState
+
+
+class AdapterSummary(_Body):
+    """One LoRA adapter a worker trained, from its `training.json`."""
+
+    name: str = Field(min_length=1, max_length=200)
+    date: str = Field(default="", max_length=64)
+    base_model: str = Field(default="", max_length=300)
+    examples: int | None = None
+    steps: int | None = None
+    first_loss: float | None = None
+    last_loss: float | None = None
+    losses: list[float | None] = Field(default=[], max_length=5000)
+    warnings: list[str] = Field(default=[], max_length=20)
+
+
+class LearningReport(WorkerRef):
+    """What a worker's learning loop holds, sent by `diffusellm learn sync --server` so the app's training
+    page shows it; `worker_id` is the worker's host name (its job worker ids start with it)."""
+
+    active_adapters: list[str] = Field(default=[], max_length=20)
+    adapters: list[AdapterSummary] = Field(default=[], max_length=50)
+    verdict_counts: dict[str, int] = Field(default={}, max_length=10)

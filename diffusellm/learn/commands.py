@@ -116,6 +116,7 @@ def train(settings: Settings, repo: Path | None, data: Path | None, out: Path | 
         "first_loss": round(result.first_loss, 4),
         "last_loss": round(result.last_loss, 4),
         "seconds": round(result.seconds, 1),
+        "warnings": list(result.warnings),
         "use_it": f"--set 'llm.adapters=[{result.adapter_dir}]' (or llm.adapters in config.yaml)",
     }
 

@@ -68,9 +68,13 @@ class CorePredictor:
 
     def success_probability(self, core: str, operations: Sequence[Mapping[str, Any]]) -> float | None:
         """Predicted chance that `core` produces code that validates, or None while it has too few runs."""
+        return self.probability(core, plan_features(operations))
+
+    def probability(self, core: str, features: Sequence[float]) -> float | None:
+        """`success_probability` of a plan already turned into its features (`plan_features`)."""
         if self.examples.get(core, 0) < self.min_examples or core not in self.weights:
             return None
-        return _sigmoid(_dot(self.weights[core], plan_features(operations)))
+        return _sigmoid(_dot(self.weights[core], features))
 
     def choose(self, operations: Sequence[Mapping[str, Any]], available: Sequence[str]) -> str:
         """The core to use: the least-tried one while any has too few runs, else the likeliest to succeed."""

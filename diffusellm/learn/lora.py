@@ -21,6 +21,7 @@ import torch
 from diffusellm.errors import InputError
 from diffusellm.learn.dataset import ChatExample
 from diffusellm.learn.lora_data import Encoded, encode_examples
+from diffusellm.learn.quality import training_warnings
 from diffusellm.learn.settings import LoraSettings
 from diffusellm.models.base import ModelError
 from diffusellm.models.hf.load import LoadReport, load_model
@@ -45,6 +46,8 @@ class TrainResult:
     """Mean loss over the last pass (the last min(examples, steps) steps)."""
     seconds: float
     """The whole run: loading, training and saving."""
+    warnings: tuple[str, ...] = ()
+    """What is wrong with the training set (too few examples, stub replies); also in `training.json`."""
 
 
 def train_lora(
@@ -79,10 +82,13 @@ def train_lora(
     finally:
         torch.set_num_threads(previous_threads)
     record = _record(llm, settings, report.folder, str(peft_model.device), encoded, losses)
-    record.update(train_seconds=round(train_seconds, 3), seconds=round(time.perf_counter() - started, 3))
+    warnings = training_warnings(examples)
+    record.update(train_seconds=round(train_seconds, 3), seconds=round(time.perf_counter() - started, 3),
+                  warnings=warnings)
     save_adapter(peft_model, out_dir, record)
     seconds = time.perf_counter() - started
-    return TrainResult(out_dir, len(examples), len(losses), record["first_loss"], record["last_loss"], seconds)
+    return TrainResult(out_dir, len(examples), len(losses), record["first_loss"], record["last_loss"], seconds,
+                       tuple(warnings))
 
 
 def _record(
@@ -100,6 +106,7 @@ def _record(
         "steps": len(losses),
         "first_loss": _mean(losses[:window]),
         "last_loss": _mean(losses[-window:]),
+        "losses": [round(value, 6) for value in losses],
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 

@@ -20,7 +20,7 @@ from diffusellm.forge.freeze import still_matches, trusted_comments
 from diffusellm.forge.github import GitHubApp
 from diffusellm.forge.github_settings import GitHubSettings, secrets_from_env
 from diffusellm.forge.local import LocalForge
-from diffusellm.jobs.model import EDITED_SPEC_KEY, Job, JobCommand
+from diffusellm.jobs.model import EDITED_SPEC_KEY, SPEC_AUTHOR_KEY, SPEC_BY_MODEL, Job, JobCommand
 from diffusellm.learn.outcomes import OutcomeStore
 from diffusellm.pipeline.job import Models, RunReport
 from diffusellm.pipeline.runner import run_issue, run_spec
@@ -237,7 +237,7 @@ def _post_plan(run: _Run, spec: Spec, *, keep: bool = False) -> dict[str, Any]:
         NEXT_STATE_KEY: "waiting_approval",
         "status_comment_id": _comment_id(run.board),
     }
-    return result | ({EDITED_SPEC_KEY: spec_yaml(spec)} if keep else {})
+    return result | ({EDITED_SPEC_KEY: spec_yaml(spec), SPEC_AUTHOR_KEY: SPEC_BY_MODEL} if keep else {})
 
 
 def planned_spec(report: RunReport) -> Spec:

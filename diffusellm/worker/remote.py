@@ -7,6 +7,7 @@ import importlib
 import ipaddress
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -22,15 +23,17 @@ import structlog
 from diffusellm.errors import ConfigError, DiffuseLLMError, InputError
 from diffusellm.jobs.model import Job
 from diffusellm.jobs.wire import (
+    AdapterSummary,
     ClaimRequest,
     ClaimResponse,
     EventRequest,
     FinishRequest,
+    LearningReport,
     Outcome,
     VerdictsResponse,
     WorkerRef,
 )
-from diffusellm.learn.commands import outcome_json
+from diffusellm.learn.commands import adapters, outcome_json
 from diffusellm.learn.outcomes import OutcomeStore
 from diffusellm.learn.verdicts import sync_forge
 from diffusellm.log import configure_logging
@@ -136,6 +139,16 @@ class HttpSource:
         _check(response, "asking for verdicts")
         answer = VerdictsResponse.model_validate_json(response.content)
         return {job_id: (v.verdict, v.source) for job_id, v in answer.verdicts.items()}
+
+    def report_learning(self, report: LearningReport) -> bool:
+        """Send this worker's learning report for the app's training page; False when the app keeps none
+        (an older app, or one that answered with an error: logged, never fatal)."""
+        response = self._post(f"{API}/learning", report.model_dump(mode="json"), patience=30.0, stop=None)
+        if response is None or response.status_code != 204:
+            log.warning("learning report not kept by the app",
+                        status=None if response is None else response.status_code)
+            return False
+        return True
 
     def _lease_call(self, path: str, body: dict[str, Any], patience: float, what: str) -> bool:
         response = self._post(path, body, patience=patience, stop=None)
@@ -255,11 +268,41 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-def sync_server(state_dir: Path, server: str, token: str) -> list[dict[str, Any]]:
-    """Take the verdicts the app recorded for this worker's GitHub runs; the runs decided now."""
+def _items(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else []  # pyright: ignore[reportUnknownArgumentType]
+
+
+def _adapter_summary(record: dict[str, Any]) -> AdapterSummary:
+    def number(value: Any) -> float | None:
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+    examples, steps = number(record.get("examples")), number(record.get("steps"))
+    return AdapterSummary(
+        name=Path(str(record.get("adapter", "adapter"))).name or "adapter", date=str(record.get("date", ""))[:64],
+        base_model=str(record.get("base_model", ""))[:300],
+        examples=None if examples is None else int(examples), steps=None if steps is None else int(steps),
+        first_loss=number(record.get("first_loss")), last_loss=number(record.get("last_loss")),
+        losses=[number(v) for v in _items(record.get("losses"))[:5000]],
+        warnings=[str(w)[:500] for w in _items(record.get("warnings"))[:20]])
+
+
+def learning_report(state_dir: Path, active_adapters: Sequence[str]) -> LearningReport:
+    """This worker's learning loop as the app's training page shows it: its adapters with their loss
+    curves, the adapters it loads, its remembered runs by verdict."""
+    return LearningReport(
+        worker_id=socket.gethostname(), active_adapters=[str(a) for a in active_adapters][:20],
+        adapters=[_adapter_summary(r) for r in adapters(state_dir)[:50]],
+        verdict_counts=OutcomeStore.in_state(state_dir).counts())
+
+
+def sync_server(state_dir: Path, server: str, token: str,
+                active_adapters: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Take the verdicts the app recorded for this worker's GitHub runs and send the app this worker's
+    learning report (adapters, active adapters, runs by verdict); the runs decided now."""
     source = HttpSource(server, token, retry_max_seconds=5.0)
     try:
         decided = sync_forge(OutcomeStore.in_state(state_dir), source.verdicts)
+        source.report_learning(learning_report(state_dir, active_adapters))
     except ConnectionError as exc:
         raise InputError(str(exc), hint="check --server and that the app is running") from None
     finally:

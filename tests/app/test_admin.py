@@ -251,14 +251,16 @@ def test_edit_spec_validates_then_saves_into_the_waiting_job(client: TestClient,
     assert "edited_spec" not in stored(store, job.id).result
 
     good = "title: Rename\r\noperations:\r\n  - op: rename_symbol\r\n    target: pkg.core.helper\r\n    new_name: assist_me\r\n"
-    saved = client.post(f"/admin/jobs/{job.id}/spec", data={"csrf_token": csrf, "spec": good})
+    saved = client.post(f"/admin/jobs/{job.id}/spec", data={"csrf_token": csrf, "spec": good, "editor": " Ada\n L. "})
     assert saved.status_code == 303
     after = stored(store, job.id)
     assert after.result["edited_spec"] == good.replace("\r\n", "\n")
+    assert after.result["spec_author"] == "Ada L."
     assert after.result["plan_posted"] is True, "the rest of the result is kept"
     assert after.state is JobState.WAITING_APPROVAL
     page = client.get(f"/admin/jobs/{job.id}").text
-    assert "new_name: assist_me" in page and "edited before execution" in page
+    assert "new_name: assist_me" in page and '<small id="spec-origin">(edited by Ada L.)</small>' in page
+    assert "spec edited by Ada L. on the admin page" in page, "the timeline names the editor"
 
     assert client.post(f"/admin/jobs/{job.id}/approve", data={"csrf_token": csrf}).status_code == 303
     late = client.post(f"/admin/jobs/{job.id}/spec", data={"csrf_token": csrf, "spec": good})
@@ -374,6 +376,10 @@ def test_static_files_are_served_from_a_fixed_list(client: TestClient) -> None:
     assert htmx.status_code == 200 and "javascript" in htmx.headers["content-type"]
     assert htmx.text.startswith("var htmx=")
     assert client.get("/admin/static/admin.css").headers["content-type"].startswith("text/css")
+    chart = client.get("/admin/static/vendor/uPlot.iife.min.js")
+    assert chart.status_code == 200 and "javascript" in chart.headers["content-type"]
+    assert chart.text.startswith("/*! https://github.com/leeoniya/uPlot (v1.6.32) */")
+    assert client.get("/admin/static/vendor/uPlot.LICENSE").status_code == 404
     assert client.get("/admin/static/..%2F..%2Fadmin.py").status_code == 404
     assert client.get("/admin/static/NOTICE").status_code == 404
 

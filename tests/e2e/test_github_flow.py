@@ -378,6 +378,7 @@ def test_planning_a_free_text_issue_shows_the_spec_and_approval_runs_exactly_tha
     (status,) = flow.bot_comments(issue.number)
     assert "### Plan" in status and "area_of_square" in status and "/diffusellm approve" in status
     assert "target: shapes.area.square_area" in job.result["edited_spec"]
+    assert job.result["spec_author"] == "model", "the admin page says the model read it, not that someone edited it"
     assert double.pulls(repo) == [] and double.branches(repo) == ["main"]
 
     approve = double.add_comment(repo, issue.number, "maintainer", "/diffusellm approve")

@@ -67,6 +67,9 @@ def test_training_json_records_the_run(trained: Trained) -> None:
     assert record["settings"] == QUICK.model_dump()
     assert (record["first_loss"], record["last_loss"]) == (trained.result.first_loss, trained.result.last_loss)
     assert record["device"] == "cpu" and record["date"].endswith("+00:00")
+    assert record["losses"] == [round(loss, 6) for _, loss in trained.steps_seen], "the loss curve, step by step"
+    assert record["warnings"] == list(trained.result.warnings)
+    assert "only 3 training example(s)" in record["warnings"][0]
     assert [p.name for p in trained.result.adapter_dir.parent.iterdir()] == ["walrus"]  # no temporary folder
 
 

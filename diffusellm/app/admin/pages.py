@@ -16,7 +16,10 @@ from diffusellm.app.admin.auth import CSRF_COOKIE, CSRF_FIELD, SESSION_COOKIE, A
 HERE = Path(__file__).resolve().parents[1]  # app/: templates and static files
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
-STATIC_TYPES = {"htmx.min.js": "text/javascript", "admin.css": "text/css"}
+STATIC_TYPES = {
+    "htmx.min.js": "text/javascript", "admin.css": "text/css", "charts.js": "text/javascript",
+    "vendor/uPlot.iife.min.js": "text/javascript", "vendor/uPlot.min.css": "text/css",
+}
 MAX_FORM_BYTES = 256 * 1024
 """Admin forms (a spec edit is the largest); the routes refuse bigger bodies while they stream."""
 LOGIN_FORM_BYTES = 4 * 1024

@@ -1,11 +1,12 @@
-"""Admin pages: token login, job list and detail, plan review (approve, edit spec, cancel), local
+"""Admin pages: token login, job list and detail (live), plan review (approve, edit spec, cancel), retry,
 submit, and the `/query_graph` API."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -16,6 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from diffusellm.app.admin.auth import SESSION_COOKIE, AdminAuth, EndedSessions, LoginThrottle
+from diffusellm.app.admin.explain import editor_name
 from diffusellm.app.admin.graph import GraphQueryError, graph_path, query_graph
 from diffusellm.app.admin.learn import SCANNED_JOBS, learn_view
 from diffusellm.app.admin.pages import (
@@ -27,12 +29,23 @@ from diffusellm.app.admin.pages import (
     static_file,
     template_env,
 )
-from diffusellm.app.admin.views import job_detail, job_row
+from diffusellm.app.admin.views import Board, JobRow, job_detail, job_row, web_root
+from diffusellm.app.reports import load_reports, reports_dir
 from diffusellm.app.triage import idempotency_key
 from diffusellm.config import Settings
-from diffusellm.errors import DiffuseLLMError, SpecError
+from diffusellm.errors import ConfigError, DiffuseLLMError, SpecError
 from diffusellm.forge.freeze import freeze
-from diffusellm.jobs.model import EDITED_SPEC_KEY, JobCommand, JobState, JobStore, NewJob
+from diffusellm.forge.github_settings import api_url, secrets_from_env
+from diffusellm.jobs.model import (
+    EDITED_SPEC_KEY,
+    SPEC_AUTHOR_KEY,
+    TERMINAL_STATES,
+    JobCommand,
+    JobState,
+    JobStore,
+    NewJob,
+)
+from diffusellm.models.settings import TransformersLLM
 from diffusellm.pipeline.spec import load_spec_text
 
 log = structlog.get_logger(__name__)
@@ -47,6 +60,14 @@ class AdminStore(JobStore, Protocol):
     def amend_waiting(self, job_id: str, changes: Mapping[str, Any], message: str) -> bool:
         """Merge `changes` into a waiting job's result; False unless it waits for approval."""
         ...
+
+    def retry(self, job_id: str) -> bool:
+        """Queue a failed or dead job again with a fresh set of attempts; False in other states."""
+        ...
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 def _state_filter(value: str) -> JobState | None:
@@ -64,7 +85,24 @@ class AdminApp:
     pages: Pages
     state_dir: Path
     local_repos: tuple[Path, ...]
+    web: str = "https://github.com"
+    """GitHub's web root, for links to issues and pull requests."""
+    app_adapters: tuple[str, ...] | None = None
+    """The LoRA adapters this app's in-process worker loads; None when it runs no worker."""
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    clock: Callable[[], dt.datetime] = field(default=lambda: _utc_now())
+    """Now, for elapsed times and back-offs (the store's clock in tests)."""
+
+    def _board(self) -> Board:
+        return Board(now=self.clock(), web=self.web,
+                     running=self.store.list_jobs(limit=LIST_LIMIT, state=JobState.RUNNING),
+                     queued=self.store.list_jobs(limit=LIST_LIMIT, state=JobState.QUEUED))
+
+    def _rows(self, state: str) -> list[JobRow]:
+        board = self._board()
+        listed = self.store.list_jobs(limit=LIST_LIMIT, state=_state_filter(state))
+        return [job_row(j, board, self.store.events(j.id) if j.state is JobState.RUNNING else ())
+                for j in listed]
 
     def _go(self, request: Request, path: str) -> RedirectResponse:
         return RedirectResponse(f"{base_path(request)}{path}", status_code=303)
@@ -133,9 +171,7 @@ class AdminApp:
         refused = self.pages.guard(request)
         if refused is not None:
             return refused
-        rows = [job_row(j) for j in self.store.list_jobs(limit=LIST_LIMIT,
-                                                           state=_state_filter(state))]
-        return self.pages.render(request, "jobs.html", rows=rows, state=state,
+        return self.pages.render(request, "jobs.html", rows=self._rows(state), state=state,
                                  states=[s.value for s in JobState])
 
     def learn(self, request: Request) -> Response:
@@ -143,7 +179,9 @@ class AdminApp:
         refused = self.pages.guard(request)
         if refused is not None:
             return refused
-        view = learn_view(self.store, self.state_dir)
+        view = learn_view(self.store, self.state_dir,
+                          None if self.app_adapters is None else list(self.app_adapters),
+                          load_reports(reports_dir(self.state_dir)))
         return self.pages.render(request, "learn.html", v=view, scanned=SCANNED_JOBS)
 
     def job_rows(self, request: Request, state: str = "") -> Response:
@@ -151,16 +189,15 @@ class AdminApp:
         refused = self.pages.guard(request)
         if refused is not None:
             return refused
-        rows = [job_row(j) for j in self.store.list_jobs(limit=LIST_LIMIT,
-                                                           state=_state_filter(state))]
-        return self.pages.render(request, "_job_rows.html", rows=rows, state=state)
+        return self.pages.render(request, "_job_rows.html", rows=self._rows(state), state=state)
 
     def _job_page(self, request: Request, job_id: str, status: int = 200,
                   **extra: Any) -> Response:
         job = self.store.get(job_id)
         if job is None:
             return self.pages.message(request, 404, "No such job", f"There is no job {job_id}.")
-        detail = job_detail(job, self.store.events(job_id), state_dir=self.state_dir)
+        detail = job_detail(job, self.store.events(job_id), state_dir=self.state_dir,
+                            board=self._board())
         return self.pages.render(request, "job.html", status, d=detail,
                                  spec_error=extra.get("spec_error", ""),
                                  spec_draft=extra.get("spec_draft", detail.spec_yaml))
@@ -169,6 +206,19 @@ class AdminApp:
         """One job: frozen request, spec, plan, timeline, validation, patch, PR."""
         refused = self.pages.guard(request)
         return refused if refused is not None else self._job_page(request, job_id)
+
+    def job_live(self, request: Request, job_id: str, seen: str = "") -> Response:
+        """The job page's live part (state, phase, elapsed, phases, timeline) for its polling; when
+        the job's state is no longer `seen`, htmx is told to reload the whole page."""
+        refused = self.pages.guard(request)
+        if refused is not None:
+            return refused
+        job = self.store.get(job_id)
+        if job is None or job.state.value != seen or job.state in TERMINAL_STATES:
+            return Response(status_code=204, headers={"HX-Refresh": "true"})
+        detail = job_detail(job, self.store.events(job_id), state_dir=self.state_dir,
+                            board=self._board())
+        return self.pages.render(request, "_job_live.html", d=detail)
 
     async def _posted(self, request: Request) -> dict[str, str] | Response:
         refused = self.pages.guard(request)
@@ -181,6 +231,10 @@ class AdminApp:
     async def cancel(self, request: Request, job_id: str) -> Response:
         """Cancel a queued, waiting or running job."""
         return await self._act(request, job_id, self.store.cancel, "cancelled")
+
+    async def retry(self, request: Request, job_id: str) -> Response:
+        """Queue a failed or dead job again, with a fresh set of attempts."""
+        return await self._act(request, job_id, self.store.retry, "retried")
 
     async def _act(self, request: Request, job_id: str, action: Any, done: str) -> Response:
         fields = await self._posted(request)
@@ -204,9 +258,10 @@ class AdminApp:
             error = f"{exc.message}\nhint: {exc.hint}" if exc.hint else exc.message
             return await run_in_threadpool(self._job_page, request, job_id, 422,
                                            spec_error=error, spec_draft=text)
-        note = f"spec edited on the admin page: {len(spec.operations)} operation(s)"
-        if not await run_in_threadpool(self.store.amend_waiting, job_id,
-                                       {EDITED_SPEC_KEY: text}, note):
+        editor = editor_name(fields.get("editor", ""))
+        note = f"spec edited by {editor} on the admin page: {len(spec.operations)} operation(s)"
+        changes = {EDITED_SPEC_KEY: text, SPEC_AUTHOR_KEY: editor}
+        if not await run_in_threadpool(self.store.amend_waiting, job_id, changes, note):
             return self.pages.message(request, 409, "Not edited",
                                       f"Job {job_id} is no longer waiting for approval.")
         return self._go(request, f"/admin/jobs/{job_id}")
@@ -289,25 +344,42 @@ def _routes(router: APIRouter, app: AdminApp) -> None:
     router.add_api_route("/admin/jobs", app.jobs, methods=["GET"], **html)
     router.add_api_route("/admin/jobs/rows", app.job_rows, methods=["GET"], **html)
     router.add_api_route("/admin/jobs/{job_id}", app.job, methods=["GET"], **html)
+    router.add_api_route("/admin/jobs/{job_id}/live", app.job_live, methods=["GET"], **html)
+    router.add_api_route("/admin/jobs/{job_id}/retry", app.retry, **form)
     router.add_api_route("/admin/jobs/{job_id}/approve", app.approve, **form)
     router.add_api_route("/admin/jobs/{job_id}/cancel", app.cancel, **form)
     router.add_api_route("/admin/jobs/{job_id}/spec", app.edit_spec, **form)
     router.add_api_route("/admin/learn", app.learn, methods=["GET"], **html)
     router.add_api_route("/admin/submit", app.submit_page, methods=["GET"], **html)
     router.add_api_route("/admin/submit", app.submit, **form)
-    router.add_api_route("/admin/static/{name}", app.static, methods=["GET"],
+    router.add_api_route("/admin/static/{name:path}", app.static, methods=["GET"],
                          include_in_schema=False)
     router.add_api_route("/query_graph", app.graph, methods=["GET"], tags=["admin"])
 
 
+def _web_root(settings: Settings, env: Mapping[str, str]) -> str:
+    try:
+        return web_root(api_url(settings.github, secrets_from_env(env)))
+    except ConfigError:  # a broken key is the worker's and webhooks' concern; links need no key
+        return web_root(settings.github.base_url)
+
+
+def _app_adapters(settings: Settings) -> tuple[str, ...] | None:
+    if not settings.server.in_process_worker:
+        return None
+    llm = settings.llm
+    return tuple(llm.adapters) if isinstance(llm, TransformersLLM) else ()
+
+
 def admin_router(*, store: AdminStore, settings: Settings,
                  environ: Mapping[str, str] | None = None,
-                 local_repos: Sequence[Path] = ()) -> APIRouter:
+                 local_repos: Sequence[Path] = (),
+                 clock: Callable[[], dt.datetime] | None = None) -> APIRouter:
     """`/admin/...` pages and `GET /query_graph`, behind the admin token.
 
     The token is read once, from the environment variable `settings.server.admin_token_env`;
     without it every admin page answers 503. `local_repos` are the repositories the submit form
-    offers (jobs for `local:/abs/path`) and `/query_graph` may digest.
+    offers (jobs for `local:/abs/path`) and `/query_graph` may digest; `clock` is the job store's.
     """
     env = dict(os.environ if environ is None else environ)
     token = settings.server.admin_token(env)
@@ -315,7 +387,9 @@ def admin_router(*, store: AdminStore, settings: Settings,
     pages = Pages(env=template_env(), auth=AdminAuth(token, ended=ended) if token else None,
                   token_env=settings.server.admin_token_env)
     app = AdminApp(store=store, pages=pages, state_dir=settings.state_path(),
-                   local_repos=tuple(p.expanduser().resolve() for p in local_repos))
+                   local_repos=tuple(p.expanduser().resolve() for p in local_repos),
+                   web=_web_root(settings, env), clock=clock or _utc_now,
+                   app_adapters=_app_adapters(settings))
     router = APIRouter()
     _routes(router, app)
     return router

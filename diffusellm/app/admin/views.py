@@ -7,18 +7,21 @@ import json
 import os
 import re
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from diffusellm.app.admin.diff import DiffFile, split_patch
+from diffusellm.app.admin.explain import failure_hint, spec_origin
 from diffusellm.app.admin.graph import checkout_dir
-from diffusellm.jobs.model import EDITED_SPEC_KEY, TERMINAL_STATES, Job, JobEvent, JobState
+from diffusellm.app.admin.timeline import PhaseSpan, current_phase, elapsed, phases, wait_reason
+from diffusellm.jobs.model import TERMINAL_STATES, Job, JobEvent, JobState
 from diffusellm.state import repo_state
 
 MAX_PATCH_BYTES = 512 * 1024
-_YAML_BLOCK = re.compile(r"```ya?ml[ \t]*\n(.*?)\n```", re.DOTALL)
 _RUN_ID = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9a-f]{8}")
 """A pipeline run's id (`pipeline.runner`): a time stamp and a hash, nothing path-like."""
 
@@ -40,6 +43,24 @@ def issue_label(job: Job) -> str:
     return f"PR #{req.pr_number}" if req.pr_number is not None else ""
 
 
+def web_root(api_url: str) -> str:
+    """GitHub's web address for its REST root: api.github.com → github.com, HOST/api/v3 → HOST."""
+    root = api_url.rstrip("/")
+    if root == "https://api.github.com":
+        return "https://github.com"
+    return root.removesuffix("/api/v3")
+
+
+@dataclass(frozen=True)
+class Board:
+    """What a job's row needs to know beyond the job: the other jobs, the time, the web root."""
+
+    now: dt.datetime
+    running: list[Job] = field(default_factory=list[Job])
+    queued: list[Job] = field(default_factory=list[Job])
+    web: str = "https://github.com"
+
+
 @dataclass(frozen=True)
 class JobRow:
     """One line of the job list."""
@@ -52,13 +73,42 @@ class JobRow:
     command: str
     attempts: str
     updated: str
+    created: str = ""
+    phase: str = ""
+    elapsed: str = ""
+    worker: str = ""
+    waits: str = ""
+    issue_url: str = ""
+    pr_url: str = ""
+    pr_label: str = ""
 
 
-def job_row(job: Job) -> JobRow:
-    """The job list's view of `job`."""
+def _links(job: Job, web: str) -> tuple[str, str, str]:
+    """(issue URL, PR URL, PR label); GitHub links only for GitHub repositories."""
+    req, result = job.request, job.result
+    number = result.get("pr_number")
+    label = f"#{number}" if isinstance(number, int) else ""
+    if req.repo_full_name.startswith("local:"):
+        return "", "", label
+    repo = f"{web}/{req.repo_full_name}"
+    issue = f"{repo}/issues/{req.issue_number}" if req.issue_number is not None else ""
+    if not issue and req.pr_number is not None:
+        issue = f"{repo}/pull/{req.pr_number}"
+    pr = _web_url(result.get("pr_url")) or (f"{repo}/pull/{number}" if label else "")
+    return _web_url(issue), pr, label
+
+
+def job_row(job: Job, board: Board | None = None, events: Sequence[JobEvent] = ()) -> JobRow:
+    """The job list's view of `job`; `events` are read for running jobs (their phase and start)."""
+    board = board or Board(now=dt.datetime.now(dt.UTC))
+    issue_url, pr_url, pr_label = _links(job, board.web)
     return JobRow(id=job.id, state=job.state.value, repo=job.request.repo_full_name,
                   issue=issue_label(job), title=job.request.title, command=job.command.value,
-                  attempts=f"{job.attempts}/{job.max_attempts}", updated=when(job.updated_at))
+                  attempts=f"{job.attempts}/{job.max_attempts}", updated=when(job.updated_at),
+                  created=when(job.created_at), phase=current_phase(job, events),
+                  elapsed=elapsed(job, events, board.now), worker=job.worker_id or "",
+                  waits=wait_reason(job, board.running, board.queued, board.now),
+                  issue_url=issue_url, pr_url=pr_url, pr_label=pr_label)
 
 
 @dataclass(frozen=True)
@@ -81,10 +131,13 @@ class JobDetail:
     job: Job
     events: list[tuple[str, str, str]]
     spec_yaml: str
-    spec_edited: bool
+    spec_origin: str
+    """Where the spec came from: "read by the model from the issue's text", "edited by NAME", ..."""
     plan_yaml: str
     checks: list[CheckRow]
     patch: str
+    files: list[DiffFile]
+    phases: list[PhaseSpan]
     pr_url: str
     pr_label: str
     branches: list[str]
@@ -97,6 +150,9 @@ class JobDetail:
     result_json: str
     can_approve: bool
     can_cancel: bool
+    can_retry: bool
+    live: bool
+    """Whether the page polls for updates (the job has not ended)."""
     warnings: list[str] = field(default_factory=list[str])
 
 
@@ -110,22 +166,6 @@ def _list(value: Any) -> list[Any]:
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
-
-
-def spec_text(job: Job) -> tuple[str, bool]:
-    """The spec YAML to show and edit, and whether a person edited it.
-
-    In order: the edited spec, the spec the run reported, the ```yaml block of the issue.
-    """
-    edited = job.result.get(EDITED_SPEC_KEY)
-    if isinstance(edited, str) and edited.strip():
-        return edited, True
-    reported = _dict(job.result.get("report")).get("spec")
-    if isinstance(reported, dict) and reported:
-        return yaml.safe_dump(reported, sort_keys=False, allow_unicode=True), False
-    text = job.request.instructions or job.request.body
-    match = _YAML_BLOCK.search(text.replace("\r\n", "\n"))
-    return (match.group(1) + "\n" if match else ""), False
 
 
 def check_rows(report: dict[str, Any]) -> list[CheckRow]:
@@ -190,24 +230,27 @@ def _verdict(result: dict[str, Any]) -> str:
     return f"{verdict} ({source})" if verdict and source else verdict
 
 
-def job_detail(job: Job, events: list[JobEvent], *, state_dir: Path) -> JobDetail:
+def job_detail(job: Job, events: list[JobEvent], *, state_dir: Path, board: Board) -> JobDetail:
     """The job page's view of `job` and its timeline."""
     result = job.result
     report = _dict(result.get("report"))
-    spec, edited = spec_text(job)
-    pr_number = result.get("pr_number")
+    spec, origin = spec_origin(job)
+    patch = read_patch(job, state_dir)
+    row = job_row(job, board, events)
+    ended = job.state in TERMINAL_STATES
     return JobDetail(
-        row=job_row(job), job=job,
+        row=row, job=job,
         events=[(when(e.at), e.kind, e.message) for e in events],
-        spec_yaml=spec, spec_edited=edited, plan_yaml=_plan_yaml(report),
-        checks=check_rows(report), patch=read_patch(job, state_dir),
-        pr_url=_web_url(result.get("pr_url")),
-        pr_label=f"#{pr_number}" if isinstance(pr_number, int) else "",
+        spec_yaml=spec, spec_origin=origin, plan_yaml=_plan_yaml(report),
+        checks=check_rows(report), patch=patch, files=split_patch(patch),
+        phases=phases(events, board.now),
+        pr_url=row.pr_url, pr_label=row.pr_label,
         branches=_local_branches(result), status=_text(result.get("status")),
-        error=job.error or _text(result.get("error")), hint=_text(result.get("hint")),
+        error=job.error or _text(result.get("error")),
+        hint=failure_hint(job, _text(result.get("hint"))),
         question=_text(report.get("question")),
         verdict=_verdict(result),
         result_json=json.dumps(result, indent=2, sort_keys=True, default=str) if result else "",
         can_approve=job.state is JobState.WAITING_APPROVAL,
-        can_cancel=job.state not in TERMINAL_STATES,
+        can_cancel=not ended, can_retry=job.state in (JobState.FAILED, JobState.DEAD), live=not ended,
         warnings=[str(w) for w in _list(report.get("warnings"))])
