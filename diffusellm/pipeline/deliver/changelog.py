@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from collections import Counter
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from diffusellm.errors import RepositoryError
+from diffusellm.pipeline.paths import UnsafePathError, check_path, read_file, write_file
 from diffusellm.pipeline.spec import Spec
 from diffusellm.pipeline.understand.style.profile import ChangelogInfo
 from diffusellm.pipeline.workspace import slugify
@@ -21,16 +23,17 @@ _KAC_ORDER = ("added", "changed", "deprecated", "removed", "fixed", "security")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _BULLET = re.compile(r"^([-*+]) \S")
 _UNRELEASED = re.compile(r"^\[?unreleased\]?\b", re.IGNORECASE)
+_CONFIG_LIMIT = 1024 * 1024
 
 
 def _inside(wt_path: Path, rel: str) -> Path:
-    """`wt_path/rel`, refusing paths that leave the worktree."""
-    root = wt_path.resolve()
-    target = (root / rel).resolve()
-    if target != root and root not in target.parents:
-        raise RepositoryError(f"changelog path {rel!r} points outside the repository",
-                              hint="fix the changelog path in the style profile")
-    return target
+    """`wt_path/rel`, refusing paths that leave the worktree, enter .git/ or pass through a link."""
+    try:
+        check_path(wt_path, rel)
+    except UnsafePathError as exc:
+        raise RepositoryError(f"changelog path {rel!r}: {exc.message}",
+                              hint="fix the changelog path in the style profile") from None
+    return wt_path / rel
 
 
 def _heading(line: str) -> tuple[int, str] | None:
@@ -132,12 +135,13 @@ def _keepachangelog(info: ChangelogInfo, spec: Spec, wt_path: Path, issue: int |
     rel = info.path or "CHANGELOG.md"
     path = _inside(wt_path, rel)
     try:
-        text = path.read_bytes().decode("utf-8") if path.is_file() else ""
+        text = read_file(wt_path, rel).decode("utf-8") if os.path.lexists(path) else ""
     except UnicodeDecodeError:
         raise RepositoryError(f"{rel} is not UTF-8", hint="convert it to UTF-8") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
+    except UnsafePathError as exc:
+        raise RepositoryError(f"changelog {exc.message}", hint=exc.hint) from None
     updated = insert_keepachangelog(text, _entry_text(spec, issue), info.unreleased_heading)
-    path.write_bytes(updated.encode("utf-8"))
+    write_file(wt_path, rel, updated.encode("utf-8"))
     return rel
 
 
@@ -152,7 +156,7 @@ def fragment_type(spec: Spec, types: list[str]) -> str:
 def _fragment_suffix(folder: Path, types: list[str], wt_path: Path) -> str:
     """The extension existing fragments use (".md", ".rst" or ""), else one fitting the config."""
     seen: Counter[str] = Counter()
-    names = [p.name for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
+    names = [p.name for p in folder.iterdir() if p.is_file() and not p.is_symlink()] if folder.is_dir() else []
     for name in names:
         parts = name.split(".")
         idx = next((i for i in range(len(parts) - 1, 0, -1) if parts[i] in types), None)
@@ -170,8 +174,8 @@ def _fragment_suffix(folder: Path, types: list[str], wt_path: Path) -> str:
 def _towncrier_writes_rst(wt_path: Path) -> bool:
     for name in ("towncrier.toml", "pyproject.toml"):
         try:
-            data = tomllib.loads((wt_path / name).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            data = tomllib.loads(read_file(wt_path, name, limit=_CONFIG_LIMIT).decode("utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, UnsafePathError):
             continue
         tool: object = data.get("tool", {})
         section = cast(dict[str, Any], tool).get("towncrier") if isinstance(tool, dict) else None
@@ -195,12 +199,11 @@ def _towncrier(
     if issue is None and job_id:
         stem += f"-{slugify(job_id, 12)}"
     name, counter = f"{stem}.{kind}{suffix}", 0
-    while (folder / name).exists():
+    while os.path.lexists(folder / name):
         counter += 1
         name = f"{stem}.{kind}.{counter}{suffix}"
-    folder.mkdir(parents=True, exist_ok=True)
     text = " ".join(spec.title.split()).rstrip(".") + ".\n"
-    (folder / name).write_bytes(text.encode("utf-8"))
+    write_file(wt_path, f"{rel_dir.rstrip('/')}/{name}", text.encode("utf-8"))
     return f"{rel_dir.rstrip('/')}/{name}"
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
-import subprocess
 import unicodedata
 from collections import Counter
 from pathlib import Path
 from typing import cast
 
+from diffusellm.errors import RepositoryError
 from diffusellm.pipeline.understand.style.config import read_text, toml_table
 from diffusellm.pipeline.understand.style.profile import ChangelogInfo, CommitConvention
+from diffusellm.pipeline.workspace import run_git
 
 _CONVENTIONAL = re.compile(
     r"^(feat|feature|fix|bugfix|hotfix|docs?|style|refactor|perf|tests?|build|ci|chore|revert"
@@ -36,11 +37,8 @@ _READ_LIMIT = 256 * 1024
 def recent_subjects(root: Path, limit: int = 200) -> list[str]:
     """Subjects of the last `limit` non-merge commits, newest first; empty without git history."""
     try:
-        done = subprocess.run(
-            ["git", "-C", str(root), "log", f"-n{limit}", "--no-merges", "--format=%s"],
-            capture_output=True, timeout=60, check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+        done = run_git(["log", f"-n{limit}", "--no-merges", "--format=%s"], root, check=False)
+    except (OSError, RepositoryError):
         return []
     if done.returncode != 0:
         return []
@@ -121,7 +119,7 @@ def _looks_like_fragments(directory: Path) -> bool:
 def _fragment_dir(root: Path) -> str | None:
     for name in _FRAGMENT_DIRS:
         directory = root / name
-        if not directory.is_dir():
+        if not directory.is_dir() or directory.is_symlink():
             continue
         strong = name in ("changelog.d", "newsfragments")
         if strong or _looks_like_fragments(directory):
@@ -166,7 +164,7 @@ def keepachangelog_info(path: Path, rel: str) -> ChangelogInfo | None:
 
 
 def _changelog_files(root: Path) -> list[Path]:
-    by_name = {p.name.lower(): p for p in root.iterdir() if p.is_file()}
+    by_name = {p.name.lower(): p for p in root.iterdir() if p.is_file() and not p.is_symlink()}
     return [
         by_name[f"{stem}{suffix}"]
         for stem in _CHANGELOG_STEMS
