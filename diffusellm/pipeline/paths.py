@@ -153,7 +153,10 @@ def source_encoding(data: bytes) -> str:
     try:
         declared, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError as exc:
-        raise UnicodeError(str(exc)) from None
+        reason = str(exc)
+        if reason.startswith("invalid or missing"):
+            reason = "it is not valid UTF-8 and declares no other encoding (PEP 263)"
+        raise UnicodeError(reason.replace("unknown encoding", "it declares an unknown encoding")) from None
     return "utf-8" if declared in ("utf-8", "utf-8-sig") else declared
 
 

@@ -243,11 +243,10 @@ def _split_module(project: Project, qualname: str) -> tuple[str, list[str]]:
         module = ".".join(parts[:cut])
         if project.path_of(module) is not None:
             return module, parts[cut:]
-    for cut in range(len(parts) - 1, 0, -1):
-        link = project.link_module(".".join(parts[:cut]))
+        link = project.link_module(module)
         if link is not None:
             raise UnsafePathError(
-                f"target {qualname!r} is defined through the symbolic link {link}",
+                f"cannot refactor safely: {link} is a symbolic link (target {qualname!r} is behind it)",
                 hint="links are left alone; refactor the file the link points to in its own repository",
             )
     raise OperationError(

@@ -171,6 +171,9 @@ def _package_dir(project: Project, package: str, inits: list[str], src: Source) 
         depth = len(src.module.split(".")) + (1 if src.is_package else 0)
         return "/".join(parts[: len(parts) - depth])
     path = project.path_of(package)
+    link = project.link_module(package) if path is None else None
+    if link is not None:
+        project.refuse_link(link)
     if path is not None:
         if not path.endswith("__init__.py"):
             raise OperationError(f"cannot create a module inside {package}: it is a module "
