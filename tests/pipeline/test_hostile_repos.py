@@ -63,14 +63,18 @@ def snapshot(folder: Path) -> dict[str, bytes | str]:
     return found
 
 
-def hostile_repo(tmp_path: Path) -> tuple[Path, Path]:
-    """A repository whose tracked links point at a decoy folder outside it; (repo, decoy)."""
+def hostile_repo(tmp_path: Path, *, absolute: bool = False) -> tuple[Path, Path]:
+    """A repository whose tracked links point at a decoy folder outside it; (repo, decoy).
+
+    `absolute` links reach the decoy from any copy of the repository (a run's work copy too).
+    """
     decoy = make_repo(tmp_path / "decoy", DECOY)
     repo = make_repo(tmp_path / "repo", REPO)
-    (repo / "pkg" / "linked.py").symlink_to("../../decoy/secret.py")  # a symlinked file
-    (repo / "tests_link").symlink_to("../decoy/tests")  # a symlinked folder
-    (repo / "extpkg").symlink_to("../decoy/extpkg")  # a symlinked package
-    (repo / "pkg" / "dangling.py").symlink_to("../../decoy/planted.py")  # a link to nothing yet
+    up = f"{tmp_path}/" if absolute else "../"
+    (repo / "pkg" / "linked.py").symlink_to(f"{'' if absolute else '../'}{up}decoy/secret.py")  # a file
+    (repo / "tests_link").symlink_to(f"{up}decoy/tests")  # a folder
+    (repo / "extpkg").symlink_to(f"{up}decoy/extpkg")  # a package
+    (repo / "pkg" / "dangling.py").symlink_to(f"{'' if absolute else '../'}{up}decoy/planted.py")  # to nothing yet
     (repo / "pkg" / "legacy.py").write_bytes(LATIN1.encode("latin-1"))
     (repo / "pkg" / "broken.py").write_bytes(b'"""Not text: \xff\xfe."""\nX = 1\n')
     git(repo, "add", "-A")
@@ -172,8 +176,14 @@ def test_parameter_and_move_operations_stay_inside(hostile: tuple[Path, Path]) -
 def test_a_rename_needing_an_undecodable_file_refuses_with_the_reason(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", REPO)
     (repo / "pkg" / "odd.py").write_bytes(b"from pkg.helpers import get_flag\nS = '\xe9'\n")
-    with pytest.raises(OperationError, match=r"pkg/odd.py may use the target but cannot be decoded: it is not valid utf-8"):
-        apply_operations(repo, [RenameSymbol(op="rename_symbol", target="pkg.helpers.get_flag", new_name="x")])
+    needing: list[Operation] = [
+        RenameSymbol(op="rename_symbol", target="pkg.helpers.get_flag", new_name="x"),
+        RemoveParameter(op="remove_parameter", target="pkg.helpers.get_flag", name="legacy"),
+        MoveSymbol(op="move_symbol", target="pkg.helpers.get_flag", to_module="pkg.flags"),
+    ]
+    for op in needing:
+        with pytest.raises(OperationError, match=r"pkg/odd.py may use the target but cannot be decoded: it is not valid"):
+            apply_operations(repo, [op])
 
 
 def test_write_changes_checks_every_path_before_writing_any(hostile: tuple[Path, Path]) -> None:
