@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from diffusellm.pipeline.spec import (
     RemoveParameter,
     RenameSymbol,
 )
+from diffusellm.pipeline.workspace import create_worktree, git_out
 from tests.conftest import git, make_repo
 
 MARKER = "DECOY-SECRET-7f3a"
@@ -209,3 +211,20 @@ def test_reads_refuse_links_and_special_files(hostile: tuple[Path, Path]) -> Non
         with pytest.raises(UnsafePathError, match=reason):
             read_file(repo, rel)
     assert "pkg/pipe.py" not in Project.load(repo).files
+
+
+def test_host_git_ignores_the_users_global_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A checkout naming a filter that the operator's ~/.gitconfig defines: plain git runs it on
+    # checkout; diffusellm's git reads no global config, so it never runs.
+    repo = make_repo(tmp_path / "repo", {**REPO, ".gitattributes": "*.py filter=evil\n"})
+    home, ran = tmp_path / "home", tmp_path / "filter-ran"
+    home.mkdir()
+    (home / ".gitconfig").write_text(f'[filter "evil"]\n\tsmudge = "touch {ran}; cat"\n')
+    monkeypatch.setenv("HOME", str(home))
+    head = git_out(["rev-parse", "HEAD"], repo)
+    wt = create_worktree(repo, head, tmp_path / "work", "wt")
+    assert (wt.path / "pkg" / "app.py").read_text() == REPO["pkg/app.py"]
+    assert not ran.exists()
+    subprocess.run(["git", "worktree", "add", "-q", "--detach", str(tmp_path / "plain"), head], cwd=repo,
+                   check=True, capture_output=True)
+    assert ran.exists(), "the filter is real: plain git with the same HOME runs it"
