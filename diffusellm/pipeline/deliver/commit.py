@@ -13,7 +13,7 @@ from diffusellm.errors import DiffuseLLMError
 from diffusellm.pipeline.deliver.changelog import changelog_entry
 from diffusellm.pipeline.deliver.summary import spec_digest, summary_markdown
 from diffusellm.pipeline.deliver.text import commit_message, describe_operation
-from diffusellm.pipeline.paths import is_plain_file
+from diffusellm.pipeline.paths import UnsafePathError, is_plain_file, read_file
 from diffusellm.pipeline.workspace import Worktree, run_git, untracked_files
 
 __all__ = [
@@ -108,10 +108,13 @@ def _merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
+_TOML_LIMIT = 1024 * 1024
+
+
 def _read_toml(path: Path) -> dict[str, Any] | None:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return tomllib.loads(read_file(path.parent, path.name, limit=_TOML_LIMIT).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, UnsafePathError):
         return None
 
 
