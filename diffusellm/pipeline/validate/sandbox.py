@@ -68,7 +68,7 @@ class Limits:
     processes: int = 512
     file_size_mb: int = 512
     wall_seconds: float = 900.0
-    tmp_mb: int = 512
+    tmp_mb: int = 1024
     """Size of the sandbox's /tmp (a tmpfs: memory, on top of each process's `memory_mb`)."""
     workdir_mb: int = 4096
     """The most the work copy may hold while the command runs; over it, the sandbox is killed."""
