@@ -94,10 +94,13 @@ def read_file(root: Path, rel: str, *, limit: int | None = None) -> bytes:
     with _parent_fd(root, rel) as (root_fd, fd, name):
         leaf = _open_leaf(fd, name, _READ_FLAGS, rel, parts, root_fd)
     with os.fdopen(leaf, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if limit is not None and size > limit:
-            raise UnsafePathError(f"{rel} is {size} bytes, over the {limit}-byte limit", hint=_HINT)
-        return handle.read() if limit is None else handle.read(limit + 1)[:limit]
+        if limit is None:
+            return handle.read()
+        data = handle.read(limit + 1) if os.fstat(handle.fileno()).st_size <= limit else b""
+        size = max(os.fstat(handle.fileno()).st_size, len(data))
+    if size > limit:  # checked before reading, and again in case the file grew meanwhile
+        raise UnsafePathError(f"{rel} is {size} bytes, over the {limit}-byte limit", hint=_HINT)
+    return data
 
 
 def write_file(root: Path, rel: str, data: bytes) -> None:
