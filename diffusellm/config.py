@@ -38,8 +38,14 @@ class BubblewrapSettings(_Section):
     processes: int = Field(default=512, ge=8)
     file_size_mb: int = Field(default=512, ge=1)
     wall_seconds: float = Field(default=900.0, gt=0)
+    tmp_mb: int = Field(default=1024, ge=16)
+    """Size of the sandbox's /tmp, a tmpfs: memory on top of each process's `memory_mb`."""
+    workdir_mb: int = Field(default=4096, ge=16)
+    """The most the work copy may hold while a check runs; over it the check is killed."""
     pass_env: list[str] = []
     """Names of the worker's environment variables allowed into the sandbox (none by default)."""
+    allow_secret: list[str] = []
+    """Names in `pass_env` that look like secrets (TOKEN, SECRET, PASSWORD, KEY) but may pass."""
 
 
 class CommitConfig(_Section):

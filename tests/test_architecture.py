@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("errors", "log", "state"),
     ("models",),
     ("jobs",),
-    ("pipeline.spec", "pipeline.project", "pipeline.settings", "pipeline.workspace"),
+    ("pipeline.spec", "pipeline.paths", "pipeline.project", "pipeline.settings", "pipeline.workspace"),
     ("pipeline.understand",),
     ("pipeline.locate",),
     ("pipeline.operations",),

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-import subprocess
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import libcst as cst
 import libcst.helpers
+import structlog
 
 from diffusellm.errors import OperationError
+from diffusellm.pipeline.paths import (
+    UnsafePathError,
+    check_path,
+    decode_source,
+    is_plain_file,
+    link_in_path,
+    read_file,
+)
+from diffusellm.pipeline.workspace import run_git
+
+log = structlog.get_logger(__name__)
 
 SKIP_DIRS = frozenset(
     {
@@ -35,37 +47,26 @@ SKIP_DIRS = frozenset(
 SymbolKind = Literal["function", "class", "method", "variable"]
 
 
+def _candidate_python_files(root: Path) -> list[str]:
+    """Python files git tracks or would add (or, outside git, found on disk), links included."""
+    args = ["ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "*.py", "*.pyi"]
+    proc = run_git(args, root, check=False)
+    if proc.returncode == 0:
+        return sorted({p for p in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if p})
+    return sorted(path.relative_to(root).as_posix() for path in root.rglob("*.py"))
+
+
+def _outside_skipped_dirs(rel: str) -> bool:
+    return not SKIP_DIRS.intersection(Path(rel).parts[:-1])
+
+
 def list_python_files(root: Path) -> list[str]:
-    """Repository-relative paths of the Python files git tracks (or, outside git, found on disk)."""
-    try:
-        out = subprocess.run(
-            [
-                "git",
-                "-c",
-                "core.quotepath=off",
-                "ls-files",
-                "-z",
-                "--cached",
-                "--others",
-                "--exclude-standard",
-                "--",
-                "*.py",
-                "*.pyi",
-            ],
-            cwd=root,
-            capture_output=True,
-            check=True,
-            timeout=120,
-        ).stdout.decode("utf-8", "surrogateescape")
-        files = sorted({p for p in out.split("\0") if p and (root / p).is_file()})
-        return [p for p in files if not SKIP_DIRS.intersection(Path(p).parts[:-1])]
-    except (subprocess.CalledProcessError, FileNotFoundError):
-        found: list[str] = []
-        for path in root.rglob("*.py"):
-            rel = path.relative_to(root)
-            if not SKIP_DIRS.intersection(rel.parts[:-1]):
-                found.append(rel.as_posix())
-        return sorted(found)
+    """Repository-relative paths of the Python files git tracks (or, outside git, found on disk).
+
+    Only regular files reached without a symbolic link count; linked ones are left alone.
+    """
+    found = _candidate_python_files(root)
+    return [p for p in found if _outside_skipped_dirs(p) and is_plain_file(root, p)]
 
 
 def module_name_for(root: Path, rel: str) -> str:
@@ -81,26 +82,36 @@ def module_name_for(root: Path, rel: str) -> str:
 
 @dataclass
 class Project:
-    """The repository's Python files with pending edits overlaid; operations read and write through it."""
+    """The repository's Python files with pending edits overlaid; operations read and write through it.
+
+    Files that are symbolic links (or below one) are not part of it; files that cannot be decoded
+    are skipped with a warning, kept as bytes so an operation that needs them can refuse by name.
+    """
 
     root: Path
     files: list[str]
     modules: dict[str, str]
+    undecodable: dict[str, tuple[str, bytes]] = field(default_factory=lambda: {})
     _overlay: dict[str, str | None] = field(default_factory=lambda: {})
     _cache: dict[str, str] = field(default_factory=lambda: {})
 
     @classmethod
     def load(cls, root: Path) -> Project:
         """Index the Python files under `root` by module name."""
-        files = list_python_files(root)
-        modules: dict[str, str] = {}
-        for rel in files:
-            if rel.endswith(".pyi"):
+        project = cls(root=root, files=[], modules={})
+        for rel in list_python_files(root):
+            data = read_file(root, rel)
+            try:
+                project._cache[rel] = decode_source(data)  # no newline translation: CRLF stays
+            except UnicodeError as exc:
+                log.warning("undecodable source skipped", path=rel, reason=str(exc))
+                project.undecodable[rel] = (str(exc), data)
                 continue
+            project.files.append(rel)
             name = module_name_for(root, rel)
-            if name and name not in modules:
-                modules[name] = rel
-        return cls(root=root, files=files, modules=modules)
+            if name and not rel.endswith(".pyi"):
+                project.modules.setdefault(name, rel)
+        return project
 
     def read(self, rel: str) -> str:
         """Current text of a file, pending edits included."""
@@ -109,25 +120,53 @@ class Project:
             if text is None:
                 raise OperationError(f"{rel} was deleted by an earlier operation")
             return text
+        if rel in self.undecodable:
+            raise OperationError(
+                f"cannot refactor safely: {rel} cannot be decoded: {self.undecodable[rel][0]}",
+                hint="fix or convert the file (UTF-8, or a PEP 263 coding line); nothing was changed",
+            )
         if rel not in self._cache:
-            try:  # bytes → str without newline translation, so CRLF files keep their line endings
-                self._cache[rel] = (self.root / rel).read_bytes().decode("utf-8")
-            except UnicodeDecodeError:
-                raise OperationError(
-                    f"cannot refactor safely: {rel} is not UTF-8 text",
-                    hint="convert the file to UTF-8 first; nothing was changed",
-                ) from None
+            self.refuse_link(rel)
+            self._cache[rel] = decode_source(read_file(self.root, rel))
         return self._cache[rel]
+
+    def refuse_link(self, rel: str) -> None:
+        """Refuse a path that is or passes through a symbolic link, or that is outside or in .git/."""
+        try:
+            check_path(self.root, rel)
+        except UnsafePathError as exc:
+            raise UnsafePathError(f"cannot refactor safely: {exc.message}", hint=exc.hint) from None
 
     def write(self, rel: str, text: str) -> None:
         """Record new text for a file (created if new); a no-op edit is not recorded."""
-        if rel not in self._overlay and (self.root / rel).exists() and self.read(rel) == text:
+        self.refuse_link(rel)
+        if rel not in self._overlay and rel in self._cache and self._cache[rel] == text:
             return
+        if rel in self.undecodable:
+            self.read(rel)
         if rel not in self.files:
             self.files.append(rel)
             name = module_name_for(self.root, rel)
             self.modules.setdefault(name, rel)
         self._overlay[rel] = text
+
+    def mentions_undecodable(self, pattern: re.Pattern[bytes]) -> None:
+        """Refuse when a file that could not be decoded matches `pattern` (the operation needs it)."""
+        for rel, (reason, data) in sorted(self.undecodable.items()):
+            if pattern.search(data):
+                raise OperationError(
+                    f"cannot refactor safely: {rel} may use the target but cannot be decoded: {reason}",
+                    hint="fix or convert the file (UTF-8, or a PEP 263 coding line); nothing was changed",
+                )
+
+    def link_module(self, module: str) -> str | None:
+        """The symbolic link a dotted module name would be read through, if any."""
+        rel = module.replace(".", "/")
+        for candidate in (f"{rel}.py", f"{rel}/__init__.py"):
+            link = link_in_path(self.root, candidate)
+            if link is not None:
+                return link
+        return None
 
     def python_files(self) -> list[str]:
         """All Python files, including those created by earlier operations."""
@@ -204,6 +243,12 @@ def _split_module(project: Project, qualname: str) -> tuple[str, list[str]]:
         module = ".".join(parts[:cut])
         if project.path_of(module) is not None:
             return module, parts[cut:]
+        link = project.link_module(module)
+        if link is not None:
+            raise UnsafePathError(
+                f"cannot refactor safely: {link} is a symbolic link (target {qualname!r} is behind it)",
+                hint="links are left alone; refactor the file the link points to in its own repository",
+            )
     raise OperationError(
         f"target {qualname!r} names no module of this repository",
         hint="use the dotted path of the defining module, e.g. mypkg.helpers.func",

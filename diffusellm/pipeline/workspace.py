@@ -43,10 +43,16 @@ _JUNK_PATHSPECS = [f":(exclude,glob)**/{d}/**" for d in _JUNK_DIRS] + [":(exclud
 
 
 def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment for git: no inherited GIT_* redirection, no system config, no prompts."""
+    """Environment for git: no inherited GIT_* redirection, no global or system config, no prompts.
+
+    Checkouts may be hostile: filters, fsmonitor or aliases in the user's own git config must not
+    run on them, so only the repository's config and our `-c` options count. The commit identity
+    comes from settings (`commit.author_*`), never from the user's git config.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     env.update(
         GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL=os.devnull,
         GIT_TERMINAL_PROMPT="0",
         GIT_ASKPASS="",
         SSH_ASKPASS="",
@@ -108,7 +114,8 @@ def _git_dir_check(path: Path) -> None:
     if b"dubious ownership" in probe.stderr:
         raise RepositoryError(
             f"git refuses {path}: it belongs to another user",
-            hint=f"if you trust it: git config --global --add safe.directory {path}",
+            hint="run diffusellm as the user who owns the checkout, or clone it and pass the clone "
+            "(the user's git config, safe.directory included, is not read)",
         )
     if probe.returncode != 0:
         raise RepositoryError(

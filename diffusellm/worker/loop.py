@@ -21,6 +21,8 @@ log = structlog.get_logger(__name__)
 NEXT_STATE_KEY = "next_state"
 """An executor returns {"next_state": "waiting_approval", ...} to park a job until `approve`."""
 _CLAIM_ERROR_PAUSE_S = 5.0
+MAX_JOB_SECONDS = 6 * 3600.0
+"""A job still running after this is stuck (every sandboxed check has its own wall limit)."""
 
 
 class RetryableError(DiffuseLLMError):
@@ -148,14 +150,19 @@ class _Heartbeat(threading.Thread):
     """Extends the lease every `interval` seconds until stopped or the lease is lost."""
 
     def __init__(self, source: JobSource, job_id: str, worker_id: str, interval: float,
-                 sink: _Sink) -> None:
+                 sink: _Sink, max_seconds: float) -> None:
         super().__init__(name=f"heartbeat-{job_id}", daemon=True)
         self._source, self._job_id, self._worker_id = source, job_id, worker_id
         self._interval, self._sink = interval, sink
         self._halt = threading.Event()
+        self._deadline = time.monotonic() + max_seconds
 
     def run(self) -> None:
         while not self._halt.wait(self._interval):
+            if time.monotonic() >= self._deadline:  # stuck: let the lease lapse so the reaper frees it
+                log.error("job ran past its time limit; heartbeats stop", job_id=self._job_id)
+                self._sink.mark_lost()
+                return
             try:
                 alive = self._source.heartbeat(self._job_id, self._worker_id)
             except Exception as exc:  # keep trying: the lease may still be ours
@@ -201,11 +208,14 @@ def execute_safely(execute: Execute, job: Job, sink: ProgressSink) -> Outcome:
 
 
 def run_one(source: JobSource, execute: Execute, job: Job, *, worker_id: str,
-            heartbeat_seconds: float) -> Outcome | None:
-    """Run a claimed job with heartbeats; the outcome reported, or None if the lease was lost."""
+            heartbeat_seconds: float, max_job_seconds: float = MAX_JOB_SECONDS) -> Outcome | None:
+    """Run a claimed job with heartbeats; the outcome reported, or None if the lease was lost.
+
+    Heartbeats stop after `max_job_seconds`: a job stuck past it loses its lease to the reaper.
+    """
     bound = log.bind(job_id=job.id, worker_id=worker_id, attempt=job.attempts)
     sink = _Sink(source, job.id, worker_id)
-    beat = _Heartbeat(source, job.id, worker_id, heartbeat_seconds, sink)
+    beat = _Heartbeat(source, job.id, worker_id, heartbeat_seconds, sink, max_job_seconds)
     beat.start()
     try:
         outcome = execute_safely(execute, job, sink)

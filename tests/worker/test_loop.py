@@ -164,3 +164,22 @@ def test_claim_errors_are_survived(store: SqlJobStore, fake: FakeExecutor,
     source = FakeFlakySource(store, lease_seconds=30, heartbeat_seconds=5, wait_seconds=0)
     assert run_worker(source, fake, stop=threading.Event(), max_jobs=1) == 1
     assert stored(store, job.id).state is JobState.SUCCEEDED
+
+
+def test_a_stuck_job_stops_heartbeating_and_is_reaped(store: SqlJobStore, fake: FakeExecutor) -> None:
+    # A job past its time limit (here a sleep standing in for a check that never returns) stops
+    # extending its lease, so the reaper frees it for another worker and its late result is dropped.
+    job, _ = store.enqueue(new_job("stuck", body="sleep 60"))
+    source = StoreSource(store, lease_seconds=1.0, heartbeat_seconds=0.1, wait_seconds=0)
+    claimed = store.claim("w1", 1.0)
+    assert claimed is not None
+    outcome: list[object] = []
+    runner = threading.Thread(target=lambda: outcome.append(run_one(
+        source, fake, claimed, worker_id="w1", heartbeat_seconds=0.1, max_job_seconds=0.3)))
+    runner.start()
+    wait_until(lambda: store.reap_expired() == [job.id], what="the stuck job's lease to expire")
+    runner.join(20)
+    assert outcome == [None]
+    final = stored(store, job.id)
+    assert final is not None and final.state is JobState.QUEUED
+    assert "finished" not in [e.kind for e in store.events(job.id)]

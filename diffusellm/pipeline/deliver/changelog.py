@@ -4,6 +4,7 @@ Pallets or version sections, towncrier or scriv fragment), in their bullet and c
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import tomllib
 from collections import Counter
@@ -13,6 +14,7 @@ from typing import Any, cast
 
 from diffusellm.errors import RepositoryError
 from diffusellm.pipeline.deliver.sections import insert_section_entry
+from diffusellm.pipeline.paths import UnsafePathError, check_path, read_file, write_file
 from diffusellm.pipeline.spec import Spec
 from diffusellm.pipeline.understand.style.profile import ChangelogInfo
 from diffusellm.pipeline.workspace import slugify
@@ -25,16 +27,17 @@ _KAC_ORDER = ("added", "changed", "deprecated", "removed", "fixed", "security")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _BULLET = re.compile(r"^([-*+]) \S")
 _UNRELEASED = re.compile(r"^\[?unreleased\]?\b", re.IGNORECASE)
+_CONFIG_LIMIT = 1024 * 1024
 
 
 def _inside(wt_path: Path, rel: str) -> Path:
-    """`wt_path/rel`, refusing paths that leave the worktree."""
-    root = wt_path.resolve()
-    target = (root / rel).resolve()
-    if target != root and root not in target.parents:
-        raise RepositoryError(f"changelog path {rel!r} points outside the repository",
-                              hint="fix the changelog path in the style profile")
-    return target
+    """`wt_path/rel`, refusing paths that leave the worktree, enter .git/ or pass through a link."""
+    try:
+        check_path(wt_path, rel)
+    except UnsafePathError as exc:
+        raise RepositoryError(f"changelog path {rel!r}: {exc.message}",
+                              hint="fix the changelog path in the style profile") from None
+    return wt_path / rel
 
 
 def _heading(line: str) -> tuple[int, str] | None:
@@ -145,11 +148,12 @@ def _edit_file(info: ChangelogInfo, wt_path: Path, default: str, edit: Callable[
     rel = info.path or default
     path = _inside(wt_path, rel)
     try:
-        text = path.read_bytes().decode("utf-8") if path.is_file() else ""
+        text = read_file(wt_path, rel).decode("utf-8") if os.path.lexists(path) else ""
     except UnicodeDecodeError:
         raise RepositoryError(f"{rel} is not UTF-8", hint="convert it to UTF-8") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(edit(text).encode("utf-8"))
+    except UnsafePathError as exc:
+        raise RepositoryError(f"changelog {exc.message}", hint=exc.hint) from None
+    write_file(wt_path, rel, edit(text).encode("utf-8"))
     return rel
 
 
@@ -171,7 +175,7 @@ def _scriv(info: ChangelogInfo, spec: Spec, wt_path: Path, issue: int | None, no
     category heading when the project configures categories."""
     rel_dir = info.path or "changelog.d"
     folder = _inside(wt_path, rel_dir)
-    names = [p.name for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
+    names = [p.name for p in folder.iterdir() if p.is_file()] if folder.is_dir() and not folder.is_symlink() else []
     suffix = ".md" if any(n.endswith((".md", ".md.j2")) for n in names) else ".rst"
     entry = f"- {entry_text(spec, issue, info.reference, sentence=True, cite='(#{n})')}"
     body = [entry]
@@ -180,9 +184,12 @@ def _scriv(info: ChangelogInfo, spec: Spec, wt_path: Path, issue: int | None, no
         head = [f"### {category}"] if suffix == ".md" else [category, "-" * len(category)]
         body = [*head, "", entry]
     name = f"{now.strftime('%Y%m%d_%H%M%S')}_diffusellm_{slugify(spec.title, 40)}{suffix}"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_bytes(("\n".join(body) + "\n").encode("utf-8"))
-    return f"{rel_dir.rstrip('/')}/{name}"
+    rel = f"{rel_dir.rstrip('/')}/{name}"
+    try:
+        write_file(wt_path, rel, ("\n".join(body) + "\n").encode("utf-8"))
+    except UnsafePathError as exc:
+        raise RepositoryError(f"changelog {exc.message}", hint=exc.hint) from None
+    return rel
 
 
 def fragment_type(spec: Spec, types: list[str]) -> str:
@@ -196,7 +203,7 @@ def fragment_type(spec: Spec, types: list[str]) -> str:
 def _fragment_suffix(folder: Path, types: list[str], wt_path: Path) -> str:
     """The extension existing fragments use (".md", ".rst" or ""), else one fitting the config."""
     seen: Counter[str] = Counter()
-    names = [p.name for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
+    names = [p.name for p in folder.iterdir() if p.is_file() and not p.is_symlink()] if folder.is_dir() else []
     for name in names:
         parts = name.split(".")
         idx = next((i for i in range(len(parts) - 1, 0, -1) if parts[i] in types), None)
@@ -214,8 +221,8 @@ def _fragment_suffix(folder: Path, types: list[str], wt_path: Path) -> str:
 def _towncrier_writes_rst(wt_path: Path) -> bool:
     for name in ("towncrier.toml", "pyproject.toml"):
         try:
-            data = tomllib.loads((wt_path / name).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            data = tomllib.loads(read_file(wt_path, name, limit=_CONFIG_LIMIT).decode("utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, UnsafePathError):
             continue
         tool: object = data.get("tool", {})
         section = cast(dict[str, Any], tool).get("towncrier") if isinstance(tool, dict) else None
@@ -239,12 +246,11 @@ def _towncrier(
     if issue is None and job_id:
         stem += f"-{slugify(job_id, 12)}"
     name, counter = f"{stem}.{kind}{suffix}", 0
-    while (folder / name).exists():
+    while os.path.lexists(folder / name):
         counter += 1
         name = f"{stem}.{kind}.{counter}{suffix}"
-    folder.mkdir(parents=True, exist_ok=True)
     text = " ".join(spec.title.split()).rstrip(".") + ".\n"
-    (folder / name).write_bytes(text.encode("utf-8"))
+    write_file(wt_path, f"{rel_dir.rstrip('/')}/{name}", text.encode("utf-8"))
     return f"{rel_dir.rstrip('/')}/{name}"
 
 

@@ -13,6 +13,7 @@ from diffusellm.errors import DiffuseLLMError
 from diffusellm.pipeline.deliver.changelog import changelog_entry
 from diffusellm.pipeline.deliver.summary import spec_digest, summary_markdown
 from diffusellm.pipeline.deliver.text import commit_message, describe_operation
+from diffusellm.pipeline.paths import UnsafePathError, is_plain_file, read_file
 from diffusellm.pipeline.workspace import Worktree, run_git, untracked_files
 
 __all__ = [
@@ -107,10 +108,13 @@ def _merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
+_TOML_LIMIT = 1024 * 1024
+
+
 def _read_toml(path: Path) -> dict[str, Any] | None:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return tomllib.loads(read_file(path.parent, path.name, limit=_TOML_LIMIT).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, UnsafePathError):
         return None
 
 
@@ -168,6 +172,14 @@ def _format_range(
                           hint="check the repository's ruff configuration")
 
 
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def format_changed_code(
     wt_path: Path, changed: Mapping[str, list[tuple[int, int]]], ruff_config: Path | None,
     python: str,
@@ -180,9 +192,11 @@ def format_changed_code(
     reformatted: list[str] = []
     for rel in sorted(changed):
         path = wt_path / rel
-        if not rel.endswith(_FORMATTABLE) or path.is_symlink() or not path.is_file():
+        if not rel.endswith(_FORMATTABLE) or not is_plain_file(wt_path, rel):
             continue
         before = path.read_bytes()
+        if not _utf8(before):  # ruff reads only UTF-8; a PEP 263 file stays as the operation wrote it
+            continue
         config = ruff_config_args(wt_path, rel, ruff_config)
         for span in reversed(_merge_ranges(list(changed[rel]))):
             if not _format_range(python, wt_path, rel, span, config):

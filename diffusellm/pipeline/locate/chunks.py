@@ -14,6 +14,7 @@ from typing import Literal
 
 from tree_sitter import Language, Node, Parser, Query, QueryCursor
 
+from diffusellm.pipeline.paths import read_file
 from diffusellm.pipeline.project import module_name_for
 
 ChunkKind = Literal["module", "class", "function", "method"]
@@ -275,7 +276,7 @@ def chunk_source(path: str, module: str, source: bytes) -> list[Chunk]:
 def chunk_file(root: Path, rel: str) -> list[Chunk]:
     """Chunks of the file at `root/rel`, named by its module path in the repository."""
     module = module_name_for(root, rel) or Path(rel).stem
-    return chunk_source(rel, module, (root / rel).read_bytes())
+    return chunk_source(rel, module, read_file(root, rel))
 
 
 def without_docstrings(chunks: Iterable[Chunk]) -> list[Chunk]:

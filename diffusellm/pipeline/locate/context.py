@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from diffusellm.pipeline.locate.chunks import is_test_path
 from diffusellm.pipeline.locate.lexical import tokenize
+from diffusellm.pipeline.paths import UnsafePathError, read_file
 
 if TYPE_CHECKING:
     from diffusellm.pipeline.locate.query import LocateResult
@@ -115,8 +116,8 @@ def pack_source(root: Path, symbols: Iterable[Symbol], budget_tokens: int) -> st
         if sym.kind not in ("function", "method", "class") or any(_inside(sym, p) for p in packed):
             continue
         try:
-            lines = (root / sym.path).read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError:
+            lines = read_file(root, sym.path).decode("utf-8", "replace").splitlines()
+        except (OSError, UnsafePathError):
             continue
         block = f"# {sym.path}:{sym.start_line} {sym.qualname}\n"
         block += "\n".join(lines[sym.start_line - 1 : sym.end_line]) + "\n"

@@ -21,6 +21,7 @@ from diffusellm.pipeline.locate.store import (
     open_collection,
     sync_collection,
 )
+from diffusellm.pipeline.paths import UnsafePathError, read_file
 from diffusellm.pipeline.project import list_python_files, module_name_for
 
 CACHE_NAME = "chunks-v1.sqlite"
@@ -115,8 +116,8 @@ def chunk_repository(
         if not rel.endswith(".py"):
             continue
         try:
-            data = (root / rel).read_bytes()
-        except OSError:
+            data = read_file(root, rel)
+        except (OSError, UnsafePathError):
             continue
         old = cache.get(rel)
         if old and old[0].blob == git_blob_id(data):

@@ -25,6 +25,7 @@ from diffusellm.pipeline.locate.index import RepoIndex, build_index
 from diffusellm.pipeline.locate.lexical import tokenize
 from diffusellm.pipeline.locate.rank import extract_seeds, personalized_pagerank, reciprocal_rank_fusion
 from diffusellm.pipeline.locate.store import StoreConfig, dense_query
+from diffusellm.pipeline.paths import UnsafePathError, read_file
 
 DEFAULT_EMBEDDER: EmbedderKind = "static"
 """The only embedder that indexes Django (11.7k chunks) in under a minute on 2 cores; choose
@@ -270,8 +271,8 @@ def approx_tokens(text: str) -> int:
 
 def _source_block(root: Path, hit: FunctionHit) -> str:
     try:
-        lines = (root / hit.path).read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
+        lines = read_file(root, hit.path).decode("utf-8", "replace").splitlines()
+    except (OSError, UnsafePathError):
         return ""
     body = "\n".join(lines[hit.start_line - 1:hit.end_line])
     return f"# {hit.path}:{hit.start_line}-{hit.end_line} {hit.qualname}\n{body}\n"

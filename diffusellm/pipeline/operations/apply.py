@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from diffusellm.errors import OperationError
+from diffusellm.pipeline.paths import check_path, encode_source, remove_file, write_file
 from diffusellm.pipeline.project import Project
 from diffusellm.pipeline.spec import (
     AddFunction,
@@ -69,15 +70,16 @@ def apply_operations(
 
 
 def write_changes(root: Path, changes: dict[str, str | None]) -> list[str]:
-    """Write computed changes into a work copy (never the user's checkout); returns the paths written."""
-    written: list[str] = []
-    for rel, text in sorted(changes.items()):
-        path = root / rel
-        if text is None:
-            path.unlink(missing_ok=True)
+    """Write computed changes into a work copy (never the user's checkout); returns the paths written.
+
+    Every path goes through the guard: nothing is written through a link, into .git/ or outside.
+    """
+    encoded = {rel: None if text is None else encode_source(rel, text) for rel, text in changes.items()}
+    for rel in encoded:
+        check_path(root, rel)
+    for rel, data in sorted(encoded.items()):
+        if data is None:
+            remove_file(root, rel)
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("w", encoding="utf-8", newline="") as handle:
-                handle.write(text)
-        written.append(rel)
-    return written
+            write_file(root, rel, data)
+    return sorted(encoded)

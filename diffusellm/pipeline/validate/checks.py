@@ -22,6 +22,7 @@ from diffusellm.pipeline.validate.findings import (
     parse_ruff,
     tool_failure,
 )
+from diffusellm.pipeline.validate.outputs import OutputRefusedError, read_output
 from diffusellm.pipeline.validate.report import CheckName, CheckResult, ValidationReport
 from diffusellm.pipeline.validate.sandbox import Sandbox, SandboxResult
 from diffusellm.pipeline.validate.settings import ValidationSettings
@@ -138,8 +139,8 @@ def _has_ruff_config(root: Path) -> bool:
     if (root / "ruff.toml").is_file() or (root / ".ruff.toml").is_file():
         return True
     try:
-        data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        data = tomllib.loads(read_output(root, "pyproject.toml").decode("utf-8"))
+    except (OutputRefusedError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return False
     tool = data.get("tool")
     return isinstance(tool, dict) and "ruff" in tool

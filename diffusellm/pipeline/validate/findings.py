@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from diffusellm.pipeline.validate.outputs import OutputRefusedError, read_output
 from diffusellm.pipeline.validate.sandbox import SandboxResult
 
 PYTEST_EXIT = {
@@ -111,10 +112,19 @@ def parse_pyright(root: Path, result: SandboxResult) -> list[Finding]:
 
 
 def parse_junit(root: Path, xml_path: Path) -> tuple[list[Finding], set[str]]:
-    """Failing test ids (failures, errors, collection errors) and every test id in a junit file."""
+    """Failing test ids (failures, errors, collection errors) and every test id in a junit file.
+
+    The file was written in the sandbox: read only through `read_output`; a report that is there
+    but refused (a FIFO, a link, too big) is a finding of its own, never a silent pass.
+    """
+    rel = xml_path.relative_to(root).as_posix()
     try:
-        tree = ET.parse(xml_path)
-    except (OSError, ET.ParseError):
+        tree = ET.ElementTree(ET.fromstring(read_output(root, rel)))
+    except OutputRefusedError as exc:
+        if exc.reason == "not written":
+            return [], set()
+        return [Finding(("pytest", "report"), f"pytest report refused: {exc}")], set()
+    except ET.ParseError:
         return [], set()
     failing: dict[str, Finding] = {}
     seen: set[str] = set()

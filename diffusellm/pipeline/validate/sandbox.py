@@ -22,6 +22,7 @@ INSTALL_HINT = "install bubblewrap: apt-get install bubblewrap (Fedora: dnf inst
 MAX_OUTPUT_BYTES = 16 * 1024 * 1024
 """Per stream; a command that prints more keeps only the last MAX_OUTPUT_BYTES in the result."""
 NOBODY = 65534
+_DISK_POLL_S = 1.0
 
 _TOP_LEVEL = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _ETC_FILES = (
@@ -67,6 +68,10 @@ class Limits:
     processes: int = 512
     file_size_mb: int = 512
     wall_seconds: float = 900.0
+    tmp_mb: int = 1024
+    """Size of the sandbox's /tmp (a tmpfs: memory, on top of each process's `memory_mb`)."""
+    workdir_mb: int = 4096
+    """The most the work copy may hold while the command runs; over it, the sandbox is killed."""
 
 
 @dataclass(frozen=True)
@@ -160,12 +165,12 @@ class BubblewrapSandbox:
         command = [
             _find_bwrap(self._bwrap),
             *_namespace_args(self._uid is not None),
-            *_mount_args(work, self._python_paths(), lim.memory_mb),
+            *_mount_args(work, self._python_paths(), lim.tmp_mb),
             "--chdir", str(work), "--die-with-parent", "--new-session",
             "--", sys.executable, "-I", "-S", "-c", _LAUNCHER,
             *_launcher_args(lim, self._uid), *argv,
         ]
-        return _execute(tuple(argv), command, full_env, lim)
+        return _execute(tuple(argv), command, full_env, lim, work)
 
     def _environment(self, env: Mapping[str, str] | None) -> dict[str, str]:
         path_dirs = [str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]
@@ -232,7 +237,7 @@ def _namespace_args(as_root: bool) -> list[str]:
     ]
 
 
-def _mount_args(work: Path, python_paths: Sequence[Path], memory_mb: int) -> list[str]:
+def _mount_args(work: Path, python_paths: Sequence[Path], tmp_mb: int) -> list[str]:
     args = ["--ro-bind", "/usr", "/usr"]
     for top in _TOP_LEVEL:
         if os.path.islink(top):
@@ -243,7 +248,7 @@ def _mount_args(work: Path, python_paths: Sequence[Path], memory_mb: int) -> lis
     for name in _ETC_FILES:
         args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     args += ["--dev", "/dev", "--proc", "/proc"]
-    args += ["--perms", "1777", "--size", str(memory_mb * 1024 * 1024), "--tmpfs", "/tmp"]
+    args += ["--perms", "1777", "--size", str(tmp_mb * 1024 * 1024), "--tmpfs", "/tmp"]
     args += ["--perms", "0777", "--dir", "/tmp/home"]
     bound = [Path("/usr")]
     made = {Path("/tmp"), Path("/tmp/home"), Path("/etc"), Path("/dev"), Path("/proc")}
@@ -287,7 +292,7 @@ def _launcher_args(lim: Limits, uid: int | None) -> list[str]:
 
 
 def _execute(
-    argv: tuple[str, ...], command: list[str], env: dict[str, str], lim: Limits
+    argv: tuple[str, ...], command: list[str], env: dict[str, str], lim: Limits, work: Path
 ) -> SandboxResult:
     status_read, status_write = os.pipe()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -303,11 +308,11 @@ def _execute(
             raise SandboxError(f"could not start bubblewrap: {exc}", hint=INSTALL_HINT) from exc
         finally:
             os.close(status_write)
-        timed_out = _wait(proc, lim.wall_seconds)
+        timed_out, over_disk = _wait(proc, lim, work)
         duration = time.monotonic() - start
         started = _command_started(status_read)
         stdout, stderr = _read_tail(out), _read_tail(err)
-    if not started and not timed_out:
+    if not started and not timed_out and not over_disk:
         raise SandboxError(
             f"bubblewrap could not set up the sandbox: {stderr.strip()[-2000:]}",
             hint="check that the workdir and the Python environment exist and are readable",
@@ -315,20 +320,45 @@ def _execute(
     return SandboxResult(
         argv=argv, returncode=proc.returncode, stdout=stdout, stderr=stderr,
         timed_out=timed_out, duration_s=duration,
-        killed_reason=_killed_reason(proc.returncode, timed_out, lim),
+        killed_reason=over_disk or _killed_reason(proc.returncode, timed_out, lim),
     )
 
 
-def _wait(proc: subprocess.Popen[bytes], wall_seconds: float) -> bool:
-    """Wait for bwrap; at the wall limit kill its process group (the pid namespace goes with it)."""
-    try:
-        proc.wait(timeout=wall_seconds)
-        return False
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        return True
+def _wait(proc: subprocess.Popen[bytes], lim: Limits, work: Path) -> tuple[bool, str | None]:
+    """Wait for bwrap, checking the work copy's size; kill its process group (the pid namespace
+    goes with it) at the wall limit or when the work copy outgrows `workdir_mb`."""
+    deadline = time.monotonic() + lim.wall_seconds
+    cap = lim.workdir_mb * 1024 * 1024
+    while True:
+        try:
+            proc.wait(timeout=max(0.0, min(_DISK_POLL_S, deadline - time.monotonic())))
+            over = _tree_bytes(work, cap) > cap
+            return False, _over_disk(lim) if over else None
+        except subprocess.TimeoutExpired:
+            pass
+        timed_out = time.monotonic() >= deadline
+        over_disk = _tree_bytes(work, cap) > cap
+        if timed_out or over_disk:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return timed_out and not over_disk, _over_disk(lim) if over_disk else None
+
+
+def _over_disk(lim: Limits) -> str:
+    return f"the work copy grew over its limit of {lim.workdir_mb} MB (sandbox.workdir_mb)"
+
+
+def _tree_bytes(root: Path, stop_above: int) -> int:
+    """Bytes held by the files under `root` (links not followed); stops counting past `stop_above`."""
+    total = 0
+    for folder, _, files in os.walk(root):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(folder, name)).st_blocks * 512
+        if total > stop_above:
+            break
+    return total
 
 
 def _command_started(status_fd: int) -> bool:

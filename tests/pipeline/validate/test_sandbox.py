@@ -310,3 +310,33 @@ def test_runs_as_an_unprivileged_user_when_root(
     uid, nnp = result.stdout.splitlines()
     assert uid != "0"
     assert nnp.split() == ["NoNewPrivs:", "1"]
+
+
+def test_tmp_is_sized_by_its_own_limit(sandbox: BubblewrapSandbox, workdir: Path) -> None:
+    code = (
+        "import os\n"
+        "try:\n"
+        "    with open('/tmp/fill', 'wb') as f:\n"
+        "        for _ in range(64): f.write(b'x' * 1024 * 1024)\n"
+        "    print('wrote all')\n"
+        "except OSError as e:\n"
+        "    print('stopped', e.errno, os.path.getsize('/tmp/fill') // (1024 * 1024))\n"
+    )
+    result = run_py(sandbox, code, workdir, limits=Limits(tmp_mb=16, memory_mb=4096))
+    assert result.stdout.split()[:2] == ["stopped", "28"], result.stdout + result.stderr  # ENOSPC
+    assert int(result.stdout.split()[2]) <= 16
+
+
+@pytest.mark.timeout(120)
+def test_a_work_copy_that_outgrows_its_cap_is_killed(sandbox: BubblewrapSandbox, workdir: Path) -> None:
+    # Many files each under the file size limit: only the work copy's own cap stops them.
+    code = (
+        "import time\n"
+        "for i in range(400):\n"
+        "    open(f'f{i}', 'wb').write(b'x' * 1024 * 1024)\n"
+        "time.sleep(600)\n"
+    )
+    result = run_py(sandbox, code, workdir, limits=Limits(workdir_mb=32, file_size_mb=2, wall_seconds=300))
+    assert not result.timed_out
+    assert result.killed_reason is not None and "work copy" in result.killed_reason
+    assert result.returncode != 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 
 import libcst as cst
 
@@ -18,6 +17,7 @@ from diffusellm.pipeline.operations.generative.source import (
     signature_of,
     with_body,
 )
+from diffusellm.pipeline.paths import is_plain_file
 from diffusellm.pipeline.project import Project, Target, resolve_target
 from diffusellm.pipeline.spec import AddFunction, AddTest, EditFunction
 from diffusellm.pipeline.understand.trie import SignatureTrie
@@ -211,12 +211,11 @@ def apply_add_test(project: Project, op: AddTest) -> None:
             f"add_test for {op.target} has no code yet",
             hint="give `source`, or run with a language model configured",
         )
-    if ".." in PurePosixPath(op.path).parts:
-        raise OperationError(f"test path {op.path} leaves the repository")
+    project.refuse_link(op.path)
     target = resolve_target(project, op.target)
     imports, func = parse_function_source(op.source, f"the new test for {op.target}")
     source_module = cst.parse_module(op.source.strip() + "\n")
-    exists = op.path in project.python_files() or (project.root / op.path).is_file()
+    exists = op.path in project.python_files() or is_plain_file(project.root, op.path)
     tree = project.parse(op.path) if exists else cst.Module(body=())
     if _child(tree, func.name.value) is not None:
         raise OperationError(

@@ -11,6 +11,7 @@ written before every check has passed.
 from __future__ import annotations
 
 import posixpath
+import re
 from dataclasses import replace
 from pathlib import PurePosixPath
 
@@ -171,6 +172,9 @@ def _package_dir(project: Project, package: str, inits: list[str], src: Source) 
         depth = len(src.module.split(".")) + (1 if src.is_package else 0)
         return "/".join(parts[: len(parts) - depth])
     path = project.path_of(package)
+    link = project.link_module(package) if path is None else None
+    if link is not None:
+        project.refuse_link(link)
     if path is not None:
         if not path.endswith("__init__.py"):
             raise OperationError(f"cannot create a module inside {package}: it is a module "
@@ -226,6 +230,7 @@ def _rewrite_importers(project: Project, names: MoveNames, src: Source, dest: De
                        candidates: set[str]) -> tuple[dict[str, FileRewrite], set[str]]:
     """Rewrite files that mention the symbol; also collect which `candidates` others take from
     the old module (a cheap syntactic pass for files that do not mention the symbol)."""
+    project.mentions_undecodable(re.compile(rb"\b" + re.escape(names.name.encode("utf-8")) + rb"\b"))
     refusals = scan_file(src.tree, names, dest.ctx(src.path, src.module, src.is_package, "old")
                          ).refusals  # the old module reaching itself by name, e.g. via importlib
     results: dict[str, FileRewrite] = {}

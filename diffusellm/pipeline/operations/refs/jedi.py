@@ -13,6 +13,7 @@ import jedi  # pyright: ignore[reportMissingTypeStubs]
 from diffusellm.pipeline.operations.refs.bindings import src_roots
 from diffusellm.pipeline.operations.refs.family import PLAIN_BASES, ClassSite, Family
 from diffusellm.pipeline.operations.refs.scan import Hit, Problem
+from diffusellm.pipeline.paths import encode_source
 from diffusellm.pipeline.project import Project
 
 Site = tuple[str, int, int]  # repository-relative path, line, column
@@ -42,7 +43,7 @@ class JediIndex:
                 for rel in self.project.python_files():
                     path = self._root / rel
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_text(self.project.read(rel), encoding="utf-8")
+                    path.write_bytes(encode_source(rel, self.project.read(rel)))  # keeps PEP 263 files' encoding
         return self._root
 
     def site(self, name: Any) -> Site | None:

@@ -61,6 +61,7 @@ def _word_pattern(names: Iterable[str]) -> re.Pattern[str]:
 
 def _files_naming(project: Project, names: Iterable[str]) -> list[str]:
     pattern = _word_pattern(names)
+    project.mentions_undecodable(re.compile(pattern.pattern.encode("utf-8")))
     return [rel for rel in project.python_files() if pattern.search(project.read(rel))]
 
 

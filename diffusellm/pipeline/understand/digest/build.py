@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from diffusellm.pipeline.paths import UnsafePathError, read_file
 from diffusellm.pipeline.understand.digest import store
 from diffusellm.pipeline.understand.digest.git import module_names, python_blobs
 from diffusellm.pipeline.understand.digest.parse import parse_python
@@ -110,9 +111,11 @@ def _report(conn: sqlite3.Connection, total: int, parsed: int, reused: int,
 def read_and_parse(repo: Path, path: str, blob: str, module: str) -> store.FileResult:
     """Read one file and parse it; unreadable, binary and non-UTF-8 files come back unparsed."""
     try:
-        data = (repo / path).read_bytes()
+        data = read_file(repo, path)
     except OSError as exc:
         return store.FileResult(path, blob, module, "unreadable", f"cannot read: {exc.strerror}")
+    except UnsafePathError as exc:
+        return store.FileResult(path, blob, module, "unreadable", exc.message)
     if b"\0" in data:
         return store.FileResult(path, blob, module, "binary", "contains NUL bytes")
     try:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
-import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
 from diffusellm.errors import RepositoryError
+from diffusellm.pipeline.paths import is_plain_file, read_file
 from diffusellm.pipeline.project import SKIP_DIRS
+from diffusellm.pipeline.workspace import run_git
 
-_GIT_TIMEOUT = 300
 _SKIPPED_MODES = ("120000", "160000")  # symlinks and submodules are not files of this repository
 
 
@@ -42,8 +42,8 @@ def python_blobs(repo: Path) -> dict[str, str]:
     staged, conflicted = _staged(repo)
     dirty = {p for p in _git_list(repo, "-m") if p in staged} | conflicted
     untracked = {p for p in _git_list(repo, "-o", "--exclude-standard") if p not in staged}
-    blobs = {p: b for p, b in staged.items() if p not in dirty and (repo / p).is_file()}
-    rehash = sorted(p for p in dirty | untracked if (repo / p).is_file())
+    blobs = {p: b for p, b in staged.items() if p not in dirty and is_plain_file(repo, p)}
+    rehash = sorted(p for p in dirty | untracked if is_plain_file(repo, p))
     blobs.update(_hash_objects(repo, rehash))
     return dict(sorted(blobs.items()))
 
@@ -69,23 +69,19 @@ def module_names(repo: Path, paths: Iterable[str]) -> dict[str, str]:
 
 
 def _git(repo: Path, *args: str, stdin: bytes | None = None) -> bytes:
-    try:
-        done = subprocess.run(["git", *args], cwd=repo, input=stdin, capture_output=True,
-                              check=True, timeout=_GIT_TIMEOUT)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-        stderr = getattr(exc, "stderr", b"") or b""
+    done = run_git(list(args), repo, stdin=stdin, check=False)
+    if done.returncode != 0:
         raise RepositoryError(
-            f"git {args[0]} failed in {repo}: {stderr.decode('utf-8', 'replace').strip()}",
+            f"git {args[0]} failed in {repo}: {done.stderr.decode('utf-8', 'replace').strip()}",
             hint="check the repository is readable and not corrupted (`git status` there)",
-        ) from None
+        )
     return done.stdout
 
 
 def _is_work_tree(repo: Path) -> bool:
     try:
-        done = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=repo,
-                              capture_output=True, timeout=_GIT_TIMEOUT, check=False)
-    except FileNotFoundError:
+        done = run_git(["rev-parse", "--is-inside-work-tree"], repo, check=False)
+    except RepositoryError:
         return False
     return done.returncode == 0 and done.stdout.strip() == b"true"
 
@@ -130,7 +126,7 @@ def _hash_objects(repo: Path, paths: list[str]) -> dict[str, str]:
         ids.update(zip(plain, out, strict=True))
     for path in paths:
         if "\n" in path:
-            ids[path] = blob_id((repo / path).read_bytes())
+            ids[path] = blob_id(read_file(repo, path))
     return ids
 
 

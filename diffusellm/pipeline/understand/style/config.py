@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import configparser
+import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +28,19 @@ class ConfiguredValue:
 
 
 def read_text(path: Path, limit: int = 1024 * 1024) -> str:
-    """The start of a text file as UTF-8 (bad bytes replaced); empty when unreadable."""
+    """The start of a text file as UTF-8 (bad bytes replaced); empty when unreadable.
+
+    A symbolic link, FIFO or other special file reads as empty: nothing is read through a link.
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        with path.open("rb") as handle:
-            return handle.read(limit).decode("utf-8", "replace")
+        fd = os.open(path, flags)
     except OSError:
         return ""
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        return handle.read(limit).decode("utf-8", "replace")
 
 
 def toml_table(path: Path, *keys: str) -> dict[str, object] | None:

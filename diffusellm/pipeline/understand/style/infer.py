@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 from diffusellm.errors import RepositoryError
+from diffusellm.pipeline.paths import UnsafePathError, decode_source, read_file
 from diffusellm.pipeline.project import list_python_files
 from diffusellm.pipeline.understand.style.artifacts import ruff_toml, write_naming_db
 from diffusellm.pipeline.understand.style.changelog import changelog_info
@@ -81,11 +82,8 @@ def _parse_all(root: Path, rels: Sequence[str]) -> list[ParsedFile]:
     parsed: list[ParsedFile] = []
     for rel in rels:
         try:
-            data = (root / rel).read_bytes()
-            if len(data) > _MAX_FILE_BYTES:
-                continue
-            text = data.decode("utf-8-sig")
-        except (OSError, UnicodeDecodeError):
+            text = decode_source(read_file(root, rel, limit=_MAX_FILE_BYTES)).removeprefix("\ufeff")
+        except (OSError, UnicodeError, UnsafePathError):
             continue
         result = parse_file(parser, rel, text)
         if result is not None:
