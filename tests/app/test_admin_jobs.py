@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from diffusellm.app.admin.diff import split_patch
+from diffusellm.app.admin.views import patch_file
 from diffusellm.config import Settings, load_settings
 from diffusellm.jobs.model import EDITED_SPEC_KEY, SPEC_AUTHOR_KEY, SPEC_BY_MODEL, JobCommand, JobState
 from diffusellm.jobs.store import SqlJobStore
@@ -107,10 +108,14 @@ def test_the_detail_shows_phases_with_durations_and_a_coloured_diff_per_file(
     clock.advance(65)
     store.add_event(job.id, "phase", "generate")
     clock.advance(10)
-    patch = settings.state_path() / "repos" / "x" / "jobs" / "1" / "change.patch"
+    report = {"job_id": "20250301-120000-0123abcd"}
+    stored = store.get(job.id)
+    assert stored is not None
+    patch = patch_file(stored.model_copy(update={"result": {"report": report}}), settings.state_path())
+    assert patch is not None, "the job's own patch has a place in its repository's state folder"
     patch.parent.mkdir(parents=True)
     patch.write_text(PATCH)
-    store.finish(job.id, "gpu-1", JobState.SUCCEEDED, result={"report": {"patch_path": str(patch)}})
+    store.finish(job.id, "gpu-1", JobState.SUCCEEDED, result={"report": report})
     login(client)
     page = client.get(f"/admin/jobs/{job.id}").text
 
