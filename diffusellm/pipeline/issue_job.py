@@ -9,6 +9,7 @@ from typing import Literal
 
 from diffusellm.errors import OperationError
 from diffusellm.models.base import TextGenerator
+from diffusellm.pipeline.deliver.text import change_title
 from diffusellm.pipeline.generate.loop import TrialResult, collaborate, explain
 from diffusellm.pipeline.generate.regions import written_functions
 from diffusellm.pipeline.issue_plan import (
@@ -93,7 +94,9 @@ def generate(job: JobContext, prep: Prepared, planned: Planned, models: Models) 
             limits=models.generation.limits,
             nearby=planned.loc.context,
         )
-    final = planned.spec.model_copy(update={"operations": result.operations or list(planned.spec.operations)})
+    operations = result.operations or list(planned.spec.operations)
+    final = planned.spec.model_copy(update={"operations": operations})
+    final = final.model_copy(update={"title": change_title(final)})  # what was changed, not what was asked
     warnings = refuse_if_in_the_way(job.info, changed_files(job.wt)) + prep.problems + planned.notes
     changelog = write_changelog(job, prep, final) if result.succeeded else None
     touched = changed_files(job.wt)

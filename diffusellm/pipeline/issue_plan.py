@@ -13,6 +13,7 @@ from diffusellm.models.base import TextGenerator
 from diffusellm.pipeline.locate.context import Localised, localise_by_overlap, localise_from_locate
 from diffusellm.pipeline.normalise.issue import NeedsClarification, normalise_issue
 from diffusellm.pipeline.plan.candidates import Plan, plan_change, plan_from_spec
+from diffusellm.pipeline.plan.fidelity import asked_extras, unmet
 from diffusellm.pipeline.settings import GenerationSettings
 from diffusellm.pipeline.spec import Spec
 from diffusellm.pipeline.understand.graph import KnowledgeGraph
@@ -87,7 +88,22 @@ def plan_issue(
         plans, dropped = plan_change(
             result, llm=llm, scorer=scorer or llm, graph=graph, loc=loc, profile=profile, options=settings.plan
         )
-    return Planned(loc=loc, spec=result, plans=plans, notes=dropped)
+    faithful, refused = refuse_unfaithful(result, plans)
+    return Planned(loc=loc, spec=result, plans=faithful, notes=dropped + refused)
+
+
+def refuse_unfaithful(spec: Spec, plans: list[Plan]) -> tuple[list[Plan], list[str]]:
+    """The plans that carry out `spec`, and why the others were refused (the spec decides the plan)."""
+    extras = asked_extras(spec)
+    kept: list[Plan] = []
+    refused: list[str] = []
+    for number, plan in enumerate(plans, start=1):
+        problems = unmet(spec, plan.operations, extras)
+        if problems:
+            refused.append(f"plan {number} refused: it " + "; it ".join(problems))
+        else:
+            kept.append(plan)
+    return kept or [plan_from_spec(spec)], refused
 
 
 def plan_written_spec(spec: Spec, *, root: Path, graph_db: Path, settings: GenerationSettings) -> Planned:
