@@ -14,6 +14,7 @@ from diffusellm.pipeline.generate.loop import TrialResult, collaborate, explain
 from diffusellm.pipeline.generate.regions import written_functions
 from diffusellm.pipeline.issue_plan import (
     Localiser,
+    Located,
     Planned,
     locate_localiser,
     overlap_localiser,
@@ -61,11 +62,13 @@ def issue_job(
     )
     if planned.question is not None:
         body = f"## Question\n\n{planned.question.question}\n\n_Why:_ {planned.question.reason}\n"
-        return early_report(job, None, "needs_clarification", body, question=planned.question.question)
+        return early_report(
+            job, None, "needs_clarification", body, question=planned.question.question, located=planned.located
+        )
     best = planned.plans[0]
     if plan_only or (gen.stop_for_approval and best.requires_approval):
         body = f"## Plan waiting for approval\n\n{best.rationale}\n\n- " + "\n- ".join(best.approval_reasons)
-        return early_report(job, planned.spec, "needs_approval", body + "\n", plan=best)
+        return early_report(job, planned.spec, "needs_approval", body + "\n", plan=best, located=planned.located)
     return generate(job, prep, planned, models)
 
 
@@ -161,7 +164,14 @@ def _reset(wt: Worktree) -> None:
 
 
 def early_report(
-    job: JobContext, spec: Spec | None, status: str, body: str, *, question: str | None = None, plan: Plan | None = None
+    job: JobContext,
+    spec: Spec | None,
+    status: str,
+    body: str,
+    *,
+    question: str | None = None,
+    plan: Plan | None = None,
+    located: Located | None = None,
 ) -> RunReport:
     """The report of a run that stops before changing anything: a question, or a plan to approve."""
     (job.job_dir / "summary.md").write_text(body, encoding="utf-8")
@@ -183,6 +193,7 @@ def early_report(
             "patch_path": str(patch),
             "plan": plan,
             "question": question,
+            "located": located,
         }
     )
     (job.job_dir / "report.json").write_text(result.model_dump_json(indent=2), encoding="utf-8")

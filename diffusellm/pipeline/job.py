@@ -24,7 +24,7 @@ from diffusellm.pipeline.deliver.commit import (
     summary_markdown,
 )
 from diffusellm.pipeline.generate.loop import Attempt
-from diffusellm.pipeline.issue_plan import Localiser
+from diffusellm.pipeline.issue_plan import Localiser, Located
 from diffusellm.pipeline.plan.candidates import Plan
 from diffusellm.pipeline.settings import GenerationSettings
 from diffusellm.pipeline.spec import AddFunction, AddTest, Operation, RenameSymbol, Spec
@@ -78,6 +78,8 @@ class RunReport(BaseModel):
     question: str | None = None
     core: Literal["diffusion", "llm"] | None = None
     """The model core that filled the generated code; None when nothing was generated."""
+    located: Located | None = None
+    """The files and functions localisation found, with reasons (runs that read an issue)."""
 
 
 CoreChooser = Callable[[Sequence[Mapping[str, Any]], Sequence[str]], str]
