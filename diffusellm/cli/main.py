@@ -221,12 +221,13 @@ def demo(
     config: ConfigOpt = None,
     overrides: SetOpt = None,
     keep: Annotated[bool, typer.Option(help="keep the demo repository and print where it is")] = True,
+    verbose: VerboseOpt = False,
 ) -> None:
-    """Run the shipped example spec end to end on the shipped example project (no network, no GPU)."""
-    from diffusellm.cli.demo import run_demo
-    from diffusellm.cli.report import print_run
+    """The example spec, then a plain-words example issue, end to end on the example project (no GPU)."""
+    from diffusellm.cli.demo import demo_exit_code, print_demo, run_demo
 
     def work() -> dict[str, Any]:
+        _quiet_libraries(verbose)
         settings = _settings(config, overrides)
         with _phases(not json_out) as phase:
             return run_demo(settings, phase)
@@ -235,10 +236,8 @@ def demo(
     if json_out:
         typer.echo(json.dumps(result, indent=2))
     else:
-        console = Console(highlight=False)
-        console.print(f"demo repository: [bold]{result['repo']}[/]", markup=True)
-        print_run(console, result)
-    raise typer.Exit(_run_exit_code(result))
+        print_demo(Console(highlight=False), result)
+    raise typer.Exit(demo_exit_code(result))
 
 
 @app.command()
