@@ -20,7 +20,7 @@ from diffusellm.pipeline.workspace import run_git
 
 EXAMPLE_PROJECT = "taskboard"
 EXAMPLE_SPEC = "rename_verbose.yaml"
-EXAMPLE_ISSUE = "pending_by_tag.md"
+EXAMPLE_ISSUE = "find_by_slug.md"
 _HISTORY = (
     ("src", "Add the taskboard package"),
     ("tests", "Add tests for boards, storage and the CLI"),
