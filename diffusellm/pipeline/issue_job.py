@@ -37,7 +37,7 @@ from diffusellm.pipeline.operations.apply import apply_operations, write_changes
 from diffusellm.pipeline.operations.generative.functions import GenerativeContext
 from diffusellm.pipeline.plan.candidates import Plan
 from diffusellm.pipeline.project import Project
-from diffusellm.pipeline.spec import Operation, Spec
+from diffusellm.pipeline.spec import GenerativeOperation, Operation, Spec
 from diffusellm.pipeline.validate.report import ValidationReport
 from diffusellm.pipeline.workspace import Worktree, changed_files, export_checkout, run_git
 
@@ -84,7 +84,8 @@ def generate(job: JobContext, prep: Prepared, planned: Planned, models: Models) 
     """Phase 5: generate, validate and repair over the plans; finish with the last version tried."""
     assert models.llm is not None and planned.spec is not None
     core = choose_core(models, planned.plans[0])
-    job.phase("generating code")
+    writes = any(isinstance(op, GenerativeOperation) and op.needs_code for op in planned.plans[0].operations)
+    job.phase("generating code" if writes else "applying operations")
     with tempfile.TemporaryDirectory(prefix="diffusellm-draft-") as tmp:
         pristine = export_checkout(job.wt.repo, job.wt.base_commit, Path(tmp) / "base")
         result = collaborate(
