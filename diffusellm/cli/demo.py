@@ -1,4 +1,6 @@
-"""`diffusellm demo`: the shipped example project in a fresh git repository, run through the whole pipeline."""
+"""`diffusellm demo`: the shipped example project in a fresh git repository, run through the whole pipeline:
+first the YAML example spec, then the main job, a plain-words issue read and carried out by the embedded
+model, and what the same request looks like as a labelled GitHub issue."""
 
 from __future__ import annotations
 
@@ -8,12 +10,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+
 from diffusellm.config import Settings
 from diffusellm.errors import InputError
 from diffusellm.pipeline.workspace import run_git
 
 EXAMPLE_PROJECT = "taskboard"
 EXAMPLE_SPEC = "rename_verbose.yaml"
+EXAMPLE_ISSUE = "find_by_slug.md"
 _HISTORY = (
     ("src", "Add the taskboard package"),
     ("tests", "Add tests for boards, storage and the CLI"),
@@ -60,8 +67,23 @@ def make_demo_repository(dest_parent: Path) -> Path:
     return repo
 
 
+def github_issue(issue: Path, settings: Settings) -> dict[str, Any]:
+    """The same request as a GitHub issue: its first heading as the title, the rest as the body, and the
+    label (or the comment) that hands it to the bot."""
+    lines = issue.read_text(encoding="utf-8").strip().splitlines()
+    title = lines[0].lstrip("#").strip() if lines and lines[0].startswith("#") else issue.stem
+    body = "\n".join(lines[1:] if lines and lines[0].startswith("#") else lines).strip()
+    return {
+        "title": title,
+        "body": body,
+        "labels": [settings.github.trigger_label],
+        "comment": f"{settings.github.command} run",
+    }
+
+
 def run_demo(settings: Settings, phase: Callable[[str], None]) -> dict[str, Any]:
-    """Build the demo repository and run the example spec on it; return the run report data."""
+    """Build the demo repository, run the example spec on it, then the plain-words example issue; return
+    the spec run's report data with the issue run under `issue`."""
     from diffusellm.cli.report import run_job
 
     phase("creating the demo repository from examples/")
@@ -70,4 +92,41 @@ def run_demo(settings: Settings, phase: Callable[[str], None]) -> dict[str, Any]
     repo = make_demo_repository(parent)
     result = run_job(settings, examples_dir() / "specs" / EXAMPLE_SPEC, repo, None, phase)
     result["repo"] = str(repo)
+    issue = examples_dir() / "issues" / EXAMPLE_ISSUE
+    phase(f"the main job: a plain-words issue, {issue.name}")
+    issue_run = run_job(settings, issue, repo, None, phase)
+    result["issue"] = {"path": str(issue), "run": issue_run, "github": github_issue(issue, settings)}
     return result
+
+
+def demo_exit_code(result: dict[str, Any]) -> int:
+    """0 when the spec and the issue both became validated branches, else 1."""
+    runs = [result, result["issue"]["run"]]
+    return 0 if all(run.get("status") == "succeeded" for run in runs) else 1
+
+
+def print_demo(console: Console, result: dict[str, Any]) -> None:
+    """Both runs in words, then the issue as it would be filed on GitHub."""
+    from diffusellm.cli.report import print_run
+
+    console.print(f"demo repository: [bold]{escape(result['repo'])}[/]", markup=True)
+    console.print(f"\n[bold]1. A YAML spec[/] (examples/specs/{EXAMPLE_SPEC})", markup=True)
+    print_run(console, result)
+    issue: dict[str, Any] = result["issue"]
+    run: dict[str, Any] = issue["run"]
+    console.print(f"\n[bold]2. The main job: a plain-words issue[/] (examples/issues/{EXAMPLE_ISSUE})", markup=True)
+    spec: dict[str, Any] = run.get("spec") or {}
+    operations: list[dict[str, Any]] = spec.get("operations", [])
+    for op in operations:
+        values = ", ".join(f"{k}={v!r}" for k, v in op.items() if k not in ("op", "target") and v is not None)
+        console.print(f"  read as: {escape(op['op'])} {escape(op['target'])} ({escape(values)})", markup=True)
+    print_run(console, run)
+    github: dict[str, Any] = issue["github"]
+    text = (
+        f"[bold]{escape(github['title'])}[/]   label: [reverse] {escape(github['labels'][0])} [/]\n\n"
+        f"{escape(github['body'])}\n\n"
+        f"[dim]Labelled (or with a `{escape(github['comment'])}` comment), the GitHub App queues the same job; "
+        "a worker runs it as above and opens a draft pull request that links the issue.[/]"
+    )
+    console.print("\n[bold]3. The same request as a GitHub issue[/]", markup=True)
+    console.print(Panel(text, title="issue", expand=False))

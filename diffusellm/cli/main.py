@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import TaskID
 from rich.table import Table
 
 from diffusellm.config import Settings, load_settings
@@ -32,6 +34,9 @@ SetOpt = Annotated[
     typer.Option("--set", help="override a setting: section.key=value (repeatable)"),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON on stdout")]
+VerboseOpt = Annotated[
+    bool, typer.Option("--verbose", "-v", help="also show library warnings and model-loading progress bars")
+]
 
 
 def _console() -> Console:
@@ -72,18 +77,37 @@ def _repo_dir(path: Path) -> Path:
 
 @contextmanager
 def _phases(enabled: bool) -> Generator[Callable[[str], None]]:
-    """A spinner that shows the current phase of a long job (silent under --json)."""
+    """Phase progress on stderr: each phase with its elapsed time, the current one spinning (silent
+    under --json)."""
     if not enabled:
         yield lambda _: None
         return
-    console = _console()
-    with console.status("starting") as status:
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (SpinnerColumn(finished_text="[green]✓[/]"), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=_console()) as bar:
+        current: list[TaskID] = []
 
         def phase(name: str) -> None:
-            console.print(f"[dim]•[/] {name}", markup=True)
-            status.update(name)
+            if current:
+                bar.update(current[-1], total=1, completed=1)
+            current.append(bar.add_task(name, total=None))
 
         yield phase
+        if current:
+            bar.update(current[-1], total=1, completed=1)
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    """Keep model libraries' warnings and download/loading progress bars out of the output unless
+    --verbose; they are read when the libraries are first imported, which the CLI does lazily."""
+    if verbose:
+        return
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # plain tqdm bars, e.g. transformers' GGUF de-quantising
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore")
 
 
 @app.command()
@@ -146,11 +170,13 @@ def run(
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
     overrides: SetOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Apply a spec on a new branch, validated in the sandbox; the checked-out branch is never touched."""
     from diffusellm.cli.report import print_run, run_job
 
     def work() -> dict[str, Any]:
+        _quiet_libraries(verbose)
         settings = _settings(config, overrides)
         with _phases(not json_out) as phase:
             return run_job(settings, spec_path, _repo_dir(repo), base, phase)
@@ -164,17 +190,45 @@ def run(
 
 
 @app.command()
+def plan(
+    issue: Annotated[Path, typer.Argument(metavar="ISSUE", help="the issue's text (Markdown), or a YAML spec")],
+    repo: Annotated[Path, typer.Option("--repo", "-r", help="local git repository")] = Path("."),
+    base: Annotated[str | None, typer.Option(help="commit, branch or tag to read (default HEAD)")] = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+    overrides: SetOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Dry run: the spec the issue becomes (or the question), the plan and the code it points at; changes nothing."""
+    from diffusellm.cli.report import print_plan, run_plan
+
+    def work() -> dict[str, Any]:
+        _quiet_libraries(verbose)
+        settings = _settings(config, overrides)
+        with _phases(not json_out) as phase:
+            return run_plan(settings, issue, _repo_dir(repo), base, phase)
+
+    result = _guard(json_out, work)
+    if json_out:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        print_plan(Console(highlight=False), result)
+    raise typer.Exit(2 if result["question"] else 0)
+
+
+@app.command()
 def demo(
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
     overrides: SetOpt = None,
     keep: Annotated[bool, typer.Option(help="keep the demo repository and print where it is")] = True,
+    verbose: VerboseOpt = False,
 ) -> None:
-    """Run the shipped example spec end to end on the shipped example project (no network, no GPU)."""
-    from diffusellm.cli.demo import run_demo
-    from diffusellm.cli.report import print_run
+    """The example spec, then a plain-words example issue, end to end on the example project (no GPU)."""
+    from diffusellm.cli.demo import demo_exit_code, print_demo, run_demo
 
     def work() -> dict[str, Any]:
+        _quiet_libraries(verbose)
         settings = _settings(config, overrides)
         with _phases(not json_out) as phase:
             return run_demo(settings, phase)
@@ -183,10 +237,8 @@ def demo(
     if json_out:
         typer.echo(json.dumps(result, indent=2))
     else:
-        console = Console(highlight=False)
-        console.print(f"demo repository: [bold]{result['repo']}[/]", markup=True)
-        print_run(console, result)
-    raise typer.Exit(_run_exit_code(result))
+        print_demo(Console(highlight=False), result)
+    raise typer.Exit(demo_exit_code(result))
 
 
 @app.command()

@@ -206,3 +206,69 @@ def print_run(console: Console, data: dict[str, Any]) -> None:
         for failure in check["new_failures"][:20]:
             console.print(f"  [red]{check['name']}[/]: {escape(failure)}", markup=True)
     console.print(f"summary: {data['summary_path']}\npatch:   {data['patch_path']}")
+
+
+def run_plan(
+    settings: Settings, issue_path: Path, repo: Path, base: str | None, phase: Callable[[str], None]
+) -> dict[str, Any]:
+    """The dry run: what the bot would do with an issue (spec or question, plan, located code), changing
+    nothing: the same reading as `/diffusellm plan`, in a throwaway worktree that is removed after."""
+    from diffusellm.pipeline.normalise.issue import read_issue_file
+    from diffusellm.pipeline.runner import run_issue
+    from diffusellm.worker.models import configured_models
+    from diffusellm.worker.sandbox import sandbox_from_settings
+
+    text = read_issue_file(issue_path)
+    sandbox = sandbox_from_settings(settings, os.environ)
+    models = configured_models(settings)
+    report = run_issue(
+        settings, text, repo, sandbox=sandbox, base=base, phase=phase, models=models, source=str(issue_path),
+        plan_only=True,
+    )
+    spec = report.spec.model_dump(mode="json", exclude_none=True) if report.spec is not None else None
+    plan = report.plan.model_dump(mode="json", exclude_none=True) if report.plan is not None else None
+    located = report.located.model_dump(mode="json") if report.located is not None else None
+    return {
+        "status": report.status,
+        "spec": spec,
+        "plan": plan,
+        "question": report.question,
+        "located": located,
+        "repo": report.repo,
+        "base_commit": report.base_commit,
+        "summary_path": report.summary_path,
+    }
+
+
+def _operation_line(op: dict[str, Any]) -> str:
+    values = ", ".join(f"{k}={v!r}" for k, v in op.items() if k not in ("op", "target") and v not in (None, False))
+    return f"{op['op']} {op['target']}" + (f" ({values})" if values else "")
+
+
+def print_plan(console: Console, data: dict[str, Any]) -> None:
+    """Readable dry run: the spec or the question, the plan, the located code; nothing was changed."""
+    spec, plan = data["spec"], data["plan"]
+    if data["question"]:
+        console.print(f"[bold yellow]question[/] the bot would ask:\n  {escape(data['question'])}", markup=True)
+    if spec is not None:
+        console.print(f"[bold]spec[/] {escape(spec['title'])}", markup=True)
+        for op in spec["operations"]:
+            console.print(f"  - {escape(_operation_line(op))}", markup=True)
+    if plan is not None:
+        console.print(f"[bold]plan[/] (from the {plan['origin']}, score {plan['score']:.3f})", markup=True)
+        for op in plan["operations"]:
+            console.print(f"  - {escape(_operation_line(op))}", markup=True)
+        if plan.get("rationale"):
+            console.print(f"  why: {escape(plan['rationale'])}", markup=True)
+        for reason in plan.get("approval_reasons", []):
+            console.print(f"  [yellow]needs approval:[/] {escape(reason)}", markup=True)
+    located: dict[str, list[dict[str, Any]]] = data["located"] or {"files": [], "functions": []}
+    console.print("[bold]located files[/]", markup=True)
+    for item in located["files"]:
+        console.print(f"  {escape(item['path'])}  [dim]{escape(', '.join(item['reasons']))}[/]", markup=True)
+    console.print("[bold]located functions[/]", markup=True)
+    for item in located["functions"]:
+        where = f"{item['path']}:{item['line']}"
+        reasons = escape(", ".join(item["reasons"]))
+        console.print(f"  {escape(item['qualname'])}  {escape(where)}  [dim]{reasons}[/]", markup=True)
+    console.print("[dim]dry run: nothing was changed in the repository[/]", markup=True)

@@ -9,10 +9,12 @@ from typing import Literal
 
 from diffusellm.errors import OperationError
 from diffusellm.models.base import TextGenerator
+from diffusellm.pipeline.deliver.text import change_title
 from diffusellm.pipeline.generate.loop import TrialResult, collaborate, explain
 from diffusellm.pipeline.generate.regions import written_functions
 from diffusellm.pipeline.issue_plan import (
     Localiser,
+    Located,
     Planned,
     locate_localiser,
     overlap_localiser,
@@ -35,7 +37,7 @@ from diffusellm.pipeline.operations.apply import apply_operations, write_changes
 from diffusellm.pipeline.operations.generative.functions import GenerativeContext
 from diffusellm.pipeline.plan.candidates import Plan
 from diffusellm.pipeline.project import Project
-from diffusellm.pipeline.spec import Operation, Spec
+from diffusellm.pipeline.spec import GenerativeOperation, Operation, Spec
 from diffusellm.pipeline.validate.report import ValidationReport
 from diffusellm.pipeline.workspace import Worktree, changed_files, export_checkout, run_git
 
@@ -60,11 +62,13 @@ def issue_job(
     )
     if planned.question is not None:
         body = f"## Question\n\n{planned.question.question}\n\n_Why:_ {planned.question.reason}\n"
-        return early_report(job, None, "needs_clarification", body, question=planned.question.question)
+        return early_report(
+            job, None, "needs_clarification", body, question=planned.question.question, located=planned.located
+        )
     best = planned.plans[0]
     if plan_only or (gen.stop_for_approval and best.requires_approval):
         body = f"## Plan waiting for approval\n\n{best.rationale}\n\n- " + "\n- ".join(best.approval_reasons)
-        return early_report(job, planned.spec, "needs_approval", body + "\n", plan=best)
+        return early_report(job, planned.spec, "needs_approval", body + "\n", plan=best, located=planned.located)
     return generate(job, prep, planned, models)
 
 
@@ -80,7 +84,8 @@ def generate(job: JobContext, prep: Prepared, planned: Planned, models: Models) 
     """Phase 5: generate, validate and repair over the plans; finish with the last version tried."""
     assert models.llm is not None and planned.spec is not None
     core = choose_core(models, planned.plans[0])
-    job.phase("generating code")
+    writes = any(isinstance(op, GenerativeOperation) and op.needs_code for op in planned.plans[0].operations)
+    job.phase("generating code" if writes else "applying operations")
     with tempfile.TemporaryDirectory(prefix="diffusellm-draft-") as tmp:
         pristine = export_checkout(job.wt.repo, job.wt.base_commit, Path(tmp) / "base")
         result = collaborate(
@@ -93,7 +98,9 @@ def generate(job: JobContext, prep: Prepared, planned: Planned, models: Models) 
             limits=models.generation.limits,
             nearby=planned.loc.context,
         )
-    final = planned.spec.model_copy(update={"operations": result.operations or list(planned.spec.operations)})
+    operations = result.operations or list(planned.spec.operations)
+    final = planned.spec.model_copy(update={"operations": operations})
+    final = final.model_copy(update={"title": change_title(final)})  # what was changed, not what was asked
     warnings = refuse_if_in_the_way(job.info, changed_files(job.wt)) + prep.problems + planned.notes
     changelog = write_changelog(job, prep, final) if result.succeeded else None
     touched = changed_files(job.wt)
@@ -158,7 +165,14 @@ def _reset(wt: Worktree) -> None:
 
 
 def early_report(
-    job: JobContext, spec: Spec | None, status: str, body: str, *, question: str | None = None, plan: Plan | None = None
+    job: JobContext,
+    spec: Spec | None,
+    status: str,
+    body: str,
+    *,
+    question: str | None = None,
+    plan: Plan | None = None,
+    located: Located | None = None,
 ) -> RunReport:
     """The report of a run that stops before changing anything: a question, or a plan to approve."""
     (job.job_dir / "summary.md").write_text(body, encoding="utf-8")
@@ -180,6 +194,7 @@ def early_report(
             "patch_path": str(patch),
             "plan": plan,
             "question": question,
+            "located": located,
         }
     )
     (job.job_dir / "report.json").write_text(result.model_dump_json(indent=2), encoding="utf-8")

@@ -25,7 +25,7 @@ from diffusellm.pipeline.deliver.commit import (
 )
 from diffusellm.pipeline.deliver.summary import convention_lines
 from diffusellm.pipeline.generate.loop import Attempt
-from diffusellm.pipeline.issue_plan import Localiser
+from diffusellm.pipeline.issue_plan import Localiser, Located
 from diffusellm.pipeline.plan.candidates import Plan
 from diffusellm.pipeline.settings import GenerationSettings
 from diffusellm.pipeline.spec import AddFunction, AddTest, Operation, RenameSymbol, Spec
@@ -82,6 +82,8 @@ class RunReport(BaseModel):
     conventions: list[str] = []
     """What the run took from the repository's own conventions (declared style, changelog, test
     command, instruction files), each with where it came from."""
+    located: Located | None = None
+    """The files and functions localisation found, with reasons (runs that read an issue)."""
 
 
 CoreChooser = Callable[[Sequence[Mapping[str, Any]], Sequence[str]], str]

@@ -13,7 +13,7 @@ import structlog
 
 from diffusellm.config import Settings
 from diffusellm.errors import SpecError
-from diffusellm.pipeline.issue_job import generate, issue_job
+from diffusellm.pipeline.issue_job import early_report, generate, issue_job
 from diffusellm.pipeline.issue_plan import plan_written_spec
 from diffusellm.pipeline.job import (
     JobContext,
@@ -31,6 +31,7 @@ from diffusellm.pipeline.job import (
 from diffusellm.pipeline.normalise.issue import spec_from_text
 from diffusellm.pipeline.operations.apply import apply_operations, write_changes
 from diffusellm.pipeline.operations.generative.functions import GenerativeContext
+from diffusellm.pipeline.settings import GenerationSettings
 from diffusellm.pipeline.spec import Spec
 from diffusellm.pipeline.validate.sandbox import Sandbox
 from diffusellm.pipeline.workspace import (
@@ -97,6 +98,10 @@ def run_issue(
     stop with status `needs_approval` and the best plan instead of generating)."""
     models = models or Models()
     spec = spec_from_text(text, source=source, yaml_only=source.endswith((".yaml", ".yml")))
+    if spec is not None and plan_only:
+        generation = models.generation
+        key = spec.model_dump_json()
+        return _with_job(settings, repo, base, key, sandbox, phase, lambda job: _spec_plan(job, spec, generation))
     if spec is not None:
         return run_spec(settings, spec, repo, sandbox=sandbox, base=base, phase=phase, models=models, issue=issue)
     llm = models.llm
@@ -133,6 +138,15 @@ def _with_job(
         return work(JobContext(settings, info, wt, state, job_dir, sandbox, phase, issue))
     finally:
         remove_worktree(wt)
+
+
+def _spec_plan(job: JobContext, spec: Spec, generation: GenerationSettings) -> RunReport:
+    """A written spec's dry run: its one plan (the spec as written) and the code it points at."""
+    prepare(job)
+    job.phase("locating the code")
+    planned = plan_written_spec(spec, root=job.wt.path, graph_db=job.state.graph_db, settings=generation)
+    body = "## Plan\n\nThe operations the spec lists, as written.\n"
+    return early_report(job, spec, "needs_approval", body, plan=planned.plans[0], located=planned.located)
 
 
 def _spec_job(job: JobContext, spec: Spec, models: Models) -> RunReport:

@@ -82,6 +82,46 @@ def describe_operation(op: Op) -> str:
             return f"Add a test for {target} in {code_span(op.path)}"
 
 
+def plain_operation(op: Op) -> str:
+    """One operation in plain words for a title, by short names: "Rename slugify to make_slug"."""
+    name = op.target.rsplit(".", 1)[-1]
+    match op:
+        case RenameSymbol():
+            return f"Rename {name} to {op.new_name}"
+        case AddParameter():
+            return f"Add parameter {op.name} to {name}"
+        case RemoveParameter():
+            return f"Remove parameter {op.name} from {name}"
+        case MoveSymbol():
+            return f"Move {name} to {op.to_module}"
+        case EditFunction():
+            return f"Change {name}"
+        case AddFunction():
+            return f"Add function {name}"
+        case AddTest():
+            return f"Add a test for {name}"
+
+
+# A title whose verb claims a kind of change the operations do not make is replaced.
+_CLAIMED_KINDS = {"rename": "rename_symbol", "move": "move_symbol"}
+
+
+def change_title(spec: Spec) -> str:
+    """A title that says what the operations change: the spec's own for one generated change (its words
+    say more than "Change f") unless it claims a refactor that was not made, else the operations in
+    plain words."""
+    words = [plain_operation(op) for op in spec.operations]
+    from_ops = words[0] + "".join(
+        (" and " if i == len(words) - 1 else ", ") + w[:1].lower() + w[1:] for i, w in enumerate(words[1:], start=1)
+    )
+    kinds = {op.op for op in spec.operations}
+    if len(spec.operations) != 1 or not kinds & {"edit_function", "add_function", "add_test"}:
+        return from_ops
+    verb = _base_verb(clean_title(spec.title).split(" ", 1)[0]) or ""
+    claimed = _CLAIMED_KINDS.get(verb)
+    return from_ops if claimed is not None and claimed not in kinds else spec.title
+
+
 def _base_verb(word: str) -> str | None:
     """The bare verb of an inflected one ("Renames", "renamed", "renaming" → "rename")."""
     w = word.lower()

@@ -15,7 +15,7 @@ from diffusellm.errors import SpecError
 from diffusellm.pipeline.issue_plan import overlap_localiser
 from diffusellm.pipeline.job import Models
 from diffusellm.pipeline.locate.context import Localised, localise_by_overlap
-from diffusellm.pipeline.plan.candidates import Plan, operations_json, plan_change, propose
+from diffusellm.pipeline.plan.candidates import Plan, operations_json, propose
 from diffusellm.pipeline.runner import run_issue
 from diffusellm.pipeline.settings import CollaborationLimits, GenerationSettings, PlanOptions
 from diffusellm.pipeline.spec import EditFunction, RenameSymbol, Spec
@@ -78,14 +78,14 @@ def test_propose_asks_for_k_distinct_candidates_with_varied_sampling(
     loc, profile, _ = grounded
     same = _plan_reply([{"op": "edit_function", "target": "pkg.text.shout", "instruction": "strip first"}])
     other = _plan_reply(
-        [{"op": "edit_function", "target": "pkg.text.greet", "instruction": "strip the name"}], "fix the caller"
+        [{"op": "edit_function", "target": "pkg.text.shout", "instruction": "call strip() first"}], "strip, then shout"
     )
     llm = ScriptedLLM(replies=[same, other, other])
     plans, dropped = propose(
         SPEC, llm=llm, loc=loc, profile=profile, options=PlanOptions(candidates=3, temperature=0.9, seed=7)
     )
     assert [p.origin for p in plans] == ["spec", "model"]
-    assert plans[1].rationale == "fix the caller" and dropped == []
+    assert plans[1].rationale == "strip, then shout" and dropped == []
     calls = llm.of_kind("generate_json")
     assert [(c.temperature, c.seed) for c in calls] == [(0.0, 7), (0.9, 8), (0.9, 9)]
     assert "def shout(text: str) -> str:" in calls[0].prompt  # grounded in the localised source
@@ -104,23 +104,21 @@ def test_an_unusable_candidate_is_dropped_with_its_reason(grounded: tuple[Locali
 
 def test_ranking_weighs_likelihood_graph_impact_and_naming(grounded: tuple[Localised, Any, KnowledgeGraph]) -> None:
     loc, profile, graph = grounded
-    rename_ok = _plan_reply([{"op": "rename_function", "target": "pkg.text.shout", "new_name": "yell"}])
-    rename_bad = _plan_reply([{"op": "rename_function", "target": "pkg.text.greet", "new_name": "say_hello"}])
-    llm = ScriptedLLM(replies=[rename_ok, rename_bad], scores=[-10.0, -10.0, -10.0])
-    plans, _ = plan_change(
-        SPEC, llm=llm, scorer=llm, graph=graph, loc=loc, profile=profile, options=PlanOptions(candidates=2)
+    from diffusellm.pipeline.plan.candidates import rank
+
+    edit = Plan(operations=list(SPEC.operations))
+    rename = Plan(operations=[RenameSymbol(op="rename_symbol", target="pkg.text.shout", new_name="yell")])
+    llm = ScriptedLLM(scores=[-10.0, -10.0])
+    ranked = rank([edit, rename], scorer=llm, messages=[], graph=graph, loc=loc, profile=profile, options=PlanOptions())
+    by_op = {p.operations[0].op: p for p in ranked}
+    assert by_op["rename_symbol"].features.graph_impact == 3  # greet, farewell and test_shout call shout
+    assert by_op["rename_symbol"].features.files_touched == 2  # the rename rewrites the test file's call too
+    assert (by_op["edit_function"].features.files_touched, by_op["edit_function"].features.graph_impact) == (1, 3)
+    assert by_op["rename_symbol"].features.log_likelihood == pytest.approx(
+        -10.0 / ((len(operations_json(rename.operations)) + 3) // 4), abs=1e-3
     )
-    by_target = {p.operations[0].target + p.operations[0].op: p for p in plans}
-    edit = by_target["pkg.text.shoutedit_function"]
-    rename_shout = by_target["pkg.text.shoutrename_symbol"]
-    assert rename_shout.features.graph_impact == 3  # greet, farewell and test_shout call shout
-    assert rename_shout.features.files_touched == 2  # the rename rewrites the test file's call too
-    assert (edit.features.files_touched, edit.features.graph_impact) == (1, 3)
-    assert rename_shout.features.log_likelihood == pytest.approx(
-        -10.0 / ((len(operations_json(rename_shout.operations)) + 3) // 4), abs=1e-3
-    )
-    assert [p.score for p in plans] == sorted((p.score for p in plans), reverse=True)
-    assert len(llm.of_kind("score")) == 3
+    assert [p.score for p in ranked] == sorted((p.score for p in ranked), reverse=True)
+    assert len(llm.of_kind("score")) == 2
 
 
 def test_a_name_against_the_convention_ranks_below_an_equally_likely_one(
