@@ -27,7 +27,7 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "data" / "github"
@@ -95,13 +95,14 @@ def npm_file(package: tuple[str, str, str], member: str, workdir: Path) -> bytes
 def _refs(node: Any) -> set[str]:
     found: set[str] = set()
     if isinstance(node, dict):
-        ref = node.get("$ref")
+        mapping = cast(dict[str, Any], node)
+        ref = mapping.get("$ref")
         if isinstance(ref, str) and ref.startswith("#/components/"):
             found.add(ref)
-        for value in node.values():
+        for value in mapping.values():
             found |= _refs(value)
     elif isinstance(node, list):
-        for value in node:
+        for value in cast(list[Any], node):
             found |= _refs(value)
     return found
 
@@ -149,7 +150,7 @@ def generate(workdir: Path) -> dict[str, bytes]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="Regenerate tests/data/github/ from pinned npm packages.")
     parser.add_argument("--check", action="store_true", help="compare with the committed files, write nothing")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

@@ -11,6 +11,7 @@ from typing import Any
 
 from tests.fakes.github_double import GitHubDouble
 from tests.fakes.github_resources import CommentRec, IssueRec, RepoRec, iso
+
 # GitHub's example payloads, copied into the repository (tests/data/github/README.md).
 EXAMPLES = Path(__file__).resolve().parents[1] / "data/github/webhook-examples/api.github.com"
 
