@@ -10,7 +10,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import anyio.to_thread
 import structlog
@@ -18,6 +18,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
+from prometheus_client.registry import Collector
 
 from diffusellm.app.metrics import CONTENT_TYPE, JobStateCollector, Metrics, exposition, metrics
 from diffusellm.app.settings import ServerSettings, StoreSettings
@@ -32,6 +33,18 @@ __all__ = ["EmbeddedWorker", "Hook", "Metrics", "create_app", "metrics", "serve"
 log = structlog.get_logger(__name__)
 
 Hook = Callable[[], Awaitable[None] | None]
+
+
+class Service(Protocol):
+    """Something the app runs beside its routes, started after start-up and stopped at shutdown."""
+
+    def start(self) -> None:
+        """Start (returns at once: the port is bound after this)."""
+        ...
+
+    def stop(self) -> None:
+        """Stop; may wait a little."""
+        ...
 _WORKER_STOP_WAIT_S = 30.0
 
 
@@ -103,9 +116,12 @@ async def _prune(store: MonitoredJobStore, older_than: dt.timedelta) -> None:
         log.info("pruned webhook deliveries", forgotten=forgotten, older_than_days=older_than.days)
 
 
-def _health_and_metrics(app: FastAPI, store: MonitoredJobStore, counters: Metrics) -> None:
+def _health_and_metrics(app: FastAPI, store: MonitoredJobStore, counters: Metrics,
+                        collectors: Sequence[Collector]) -> None:
     per_app = CollectorRegistry(auto_describe=True)
     per_app.register(JobStateCollector(store.count_by_state))
+    for collector in collectors:
+        per_app.register(collector)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> JSONResponse:
@@ -126,10 +142,13 @@ def create_app(*, store: MonitoredJobStore, server: ServerSettings,
                store_settings: StoreSettings | None = None, routers: Sequence[APIRouter] = (),
                execute: Execute | None = None, on_startup: Sequence[Hook] = (),
                on_shutdown: Sequence[Hook] = (), environ: Mapping[str, str] | None = None,
-               counters: Metrics | None = None) -> FastAPI:
+               counters: Metrics | None = None, services: Sequence[Service] = (),
+               collectors: Sequence[Collector] = ()) -> FastAPI:
     """The app: worker API, `routers`, /healthz, /metrics, the reaper and (optionally) a worker.
 
     `execute` runs jobs in the embedded worker; it is required when server.in_process_worker.
+    `services` start after the `on_startup` hooks without being waited for (uvicorn binds the
+    port once start-up returns); `collectors` add metrics read at scrape time.
     Tokens are read here, once, from the environment variables the settings name.
     """
     timing = store_settings or StoreSettings()
@@ -143,6 +162,8 @@ def create_app(*, store: MonitoredJobStore, server: ServerSettings,
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncGenerator[None]:
         await _call_hooks(on_startup)
+        for service in services:
+            service.start()
         reaper = asyncio.create_task(_reap_forever(store, timing, seen))
         worker = None
         if execute is not None and server.in_process_worker:
@@ -156,6 +177,8 @@ def create_app(*, store: MonitoredJobStore, server: ServerSettings,
                 await reaper
             if worker is not None and not await anyio.to_thread.run_sync(worker.stop):
                 log.warning("embedded worker still busy at shutdown; its job will be reaped")
+            for service in services:
+                await anyio.to_thread.run_sync(service.stop)
             await _call_hooks(on_shutdown)
 
     app = FastAPI(title="diffuseLLM agent", lifespan=lifespan)
@@ -165,7 +188,7 @@ def create_app(*, store: MonitoredJobStore, server: ServerSettings,
     app.include_router(worker_router(store, api, seen))
     for router in routers:
         app.include_router(router)
-    _health_and_metrics(app, store, seen)
+    _health_and_metrics(app, store, seen, collectors)
     return app
 
 

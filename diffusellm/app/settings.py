@@ -22,9 +22,14 @@ class ServerSettings(_Section):
     worker_token_env: str = "DIFFUSELLM_WORKER_TOKEN"
     """Name of the environment variable holding the token workers send as a Bearer token."""
     in_process_worker: bool = True
+    """Run one worker thread inside the app against the store (a single-box install)."""
     local_repos: list[Path] = []
     """Local git repositories the admin page may submit issues against (local mode)."""
-    """Run one worker thread inside the app against the store (a single-box install)."""
+    inbox_retry_seconds: float = Field(default=30.0, gt=0)
+    """How often the webhook inbox is looked at for deliveries to triage again; also the first
+    back-off after a failed triage (doubling to 30 min)."""
+    inbox_max_attempts: int = Field(default=8, ge=1)
+    """Triage attempts of one delivery before it is dead (kept on disk, shown on /metrics)."""
 
     def worker_token(self, environ: dict[str, str] | None = None) -> str | None:
         """The worker token from the environment, or None when unset or empty."""
