@@ -13,6 +13,7 @@ from typing import Any, Protocol, cast
 import structlog
 
 from diffusellm.errors import DiffuseLLMError
+from diffusellm.forge.base import ForgeError
 from diffusellm.forge.outage import outage_reason
 from diffusellm.jobs.model import Job, JobStore
 from diffusellm.jobs.wire import Outcome
@@ -189,6 +190,8 @@ def execute_safely(execute: Execute, job: Job, sink: ProgressSink) -> Outcome:
         result = dict(execute(job, sink))
     except RetryableError as exc:
         return Outcome(state="failed", error=str(exc), retryable=True, result=_result_of(exc))
+    except ForgeError as exc:  # raised before the executor could turn it into a RetryableError
+        return Outcome(state="failed", error=str(exc), retryable=exc.retryable, result=_result_of(exc))
     except DiffuseLLMError as exc:
         return Outcome(state="failed", error=str(exc), result=_result_of(exc))
     except Exception as exc:
