@@ -27,7 +27,7 @@ from tests.conftest import make_repo
 from tests.e2e.test_github_flow import FILES, ISSUE_BODY, RecordingSandbox
 from tests.fakes.github_double import GitHubDouble, app_for, fast_settings, serve
 from tests.fakes.github_resources import IssueRec, RepoRec
-from tests.fakes.webhook_payloads import delivery, labeled
+from tests.fakes.webhook_payloads import comment_created, delivery, labeled
 
 pytestmark = pytest.mark.slow
 SECRET = "outage-secret"
@@ -152,3 +152,20 @@ def test_a_long_outage_ends_the_job_dead_with_a_readable_reason(
     job = attempts[-1][1]
     assert job.error is not None and job.error.startswith("GitHub unreachable while ")
     assert job.error.endswith("; gave up after 3 attempts")
+
+
+def test_deliveries_that_cannot_concern_the_bot_make_no_api_call(
+    world: tuple[GitHubDouble, RepoRec, IssueRec], tmp_path: Path,
+) -> None:
+    double, repo, issue = world
+    bench = Bench(double, tmp_path)
+    bench.deliver("issues", labeled(double, repo, issue, "bug", "maintainer"))
+    assert [c.operation_id for c in double.log if c.operation_id.startswith("repos/")] == [
+        "repos/get", "repos/get-content"]  # the default branch, then .github/diffusellm.yml
+    before = len(double.log)
+    double.stop()  # and while GitHub is down they are still triaged at once
+    bench.deliver("issues", labeled(double, repo, issue, "bug", "maintainer"))
+    chatter = double.add_comment(repo, issue.number, "maintainer", "Thanks, looks good")
+    bench.deliver("issue_comment", comment_created(double, repo, issue, chatter))
+    assert len(double.log) == before and bench.store.list_jobs() == []
+    assert bench.inbox.pending() == [] and bench.triaged("done") == 3
