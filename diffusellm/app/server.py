@@ -192,12 +192,62 @@ def create_app(*, store: MonitoredJobStore, server: ServerSettings,
     return app
 
 
+CLAIM_PATH = "/api/worker/claim"
+
+
+class LongPollShutdown:
+    """ASGI wrapper: when the server starts to shut down, an open claim long poll is answered
+    `204` (nothing claimed) at once instead of being cancelled mid-way (a 500 and a traceback)."""
+
+    def __init__(self, app: Any, stopping: asyncio.Event) -> None:
+        self.app, self.stopping = app, stopping
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != CLAIM_PATH or self.stopping.is_set():
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        call = asyncio.ensure_future(self.app(scope, receive, tracked))
+        stop = asyncio.ensure_future(self.stopping.wait())
+        await asyncio.wait({call, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if call.done():
+            stop.cancel()
+            call.result()
+            return
+        call.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await call
+        if not started:
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling LongPollShutdown as soon as it is asked to exit."""
+
+    def __init__(self, config: uvicorn.Config, stopping: asyncio.Event) -> None:
+        super().__init__(config)
+        self._stopping = stopping
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self._stopping.set()
+        super().handle_exit(sig, frame)
+
+
 def serve(app: FastAPI, server: ServerSettings, **uvicorn_options: Any) -> None:
     """Run the app with uvicorn on server.host:server.port until interrupted.
 
-    Long-polling claims are cut after a short grace period on shutdown; a worker whose claim
-    was cut simply polls again.
+    On shutdown open claim long polls are answered `204` at once (the workers simply poll
+    again); other requests get a grace period of 5 s.
     """
     options: dict[str, Any] = {"timeout_graceful_shutdown": 5, "proxy_headers": True}
     options.update(uvicorn_options)
-    uvicorn.run(app, host=server.host, port=server.port, **options)
+    stopping = asyncio.Event()
+    config = uvicorn.Config(LongPollShutdown(app, stopping), host=server.host, port=server.port, **options)
+    _Server(config, stopping).run()
