@@ -165,7 +165,9 @@ def query_graph(
 
 @app.command()
 def run(
-    spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="YAML spec, or Markdown with a ```yaml block")],
+    spec_path: Annotated[
+        Path, typer.Argument(metavar="SPEC", help="YAML spec, Markdown with a ```yaml block, or a free-text issue")
+    ],
     repo: Annotated[Path, typer.Option("--repo", "-r", help="local git repository")] = Path("."),
     base: Annotated[str | None, typer.Option(help="commit, branch or tag to start from (default HEAD)")] = None,
     json_out: JsonOpt = False,
