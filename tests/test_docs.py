@@ -14,6 +14,7 @@ from starlette.routing import Match
 from typer.testing import CliRunner
 
 from diffusellm.app.main import build_app
+from diffusellm.app.settings import StoreSettings
 from diffusellm.cli.main import app as cli_app
 from diffusellm.config import Settings
 from diffusellm.models.serve import create_app as models_app
@@ -89,9 +90,11 @@ def _path_key(path: str) -> str:
     return re.sub(r"\{[^}]*\}", "{}", path.rstrip("/"))
 
 
-@cache
-def _apps() -> dict[str, Any]:
-    return {"the app": build_app(Settings(), {"WEBHOOK_SECRET": "s", "DIFFUSELLM_ADMIN_TOKEN": "a"}),
+@pytest.fixture(scope="module")
+def apps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp("docs-app")
+    settings = Settings(state_dir=folder / "state", store=StoreSettings(url=f"sqlite:///{folder / 'jobs.sqlite'}"))
+    return {"the app": build_app(settings, {"WEBHOOK_SECRET": "s", "DIFFUSELLM_ADMIN_TOKEN": "a"}),
             "models serve": models_app(cast(Any, None), model_name="m")}
 
 
@@ -111,10 +114,10 @@ def _routes() -> list[tuple[str, str, str]]:
 
 
 @pytest.mark.parametrize("doc, method, path", _routes())
-def test_each_route_the_docs_name_is_served(doc: str, method: str, path: str) -> None:
+def test_each_route_the_docs_name_is_served(apps: dict[str, Any], doc: str, method: str, path: str) -> None:
     concrete = re.sub(r"\{[^}]*\}", "x1", path)
     # The worker API's table names its routes relative to /api/worker.
-    where = [name for name, app in _apps().items()
+    where = [name for name, app in apps.items()
              if _serves(app, method, concrete) or _serves(app, method, "/api/worker" + concrete)]
     where += ["GitHub"] if (method, _path_key(path)) in _github() else []
     assert where, f"{doc}: `{method} {path}` is served by neither the app, the models server nor GitHub"
