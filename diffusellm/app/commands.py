@@ -81,8 +81,8 @@ def refusal(
 def help_text(prefix: str, label: str, *, unknown: str | None = None) -> str:
     """The list of commands, optionally after a line saying the given one is unknown."""
     lines = [f"Unknown command `{prefix} {unknown}`.", ""] if unknown is not None else []
-    lines += [f"Add the `{label}` label to an issue with a ```` ```yaml ```` spec block, "
-              "or comment:", ""]
+    lines += [f"Add the `{label}` label to an issue that says what to change, in plain words or as a "
+              "```` ```yaml ```` spec block, or comment:", ""]
     lines += [f"- `{prefix} {name}`: {what}" for name, what in COMMANDS.items()]
     lines += ["", "Only people with write, maintain or admin permission can use these commands."]
     return "\n".join(lines)

@@ -7,6 +7,8 @@ import json
 import os
 import re
 import tempfile
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,6 +32,38 @@ class Inbox(Protocol):
     def done(self, delivery_id: str) -> None:
         """Forget a delivery once it is fully handled (or was a replay)."""
         ...
+
+
+@dataclass(frozen=True)
+class DeliveryStatus:
+    """Why a delivery is still in the inbox: its failed triage attempts and what comes next."""
+
+    attempts: int
+    error: str
+    failed_at: float
+    retry_at: float | None
+    """When to try again (epoch seconds); None: dead, kept for a person to look at."""
+
+    @property
+    def dead(self) -> bool:
+        """No more automatic retries."""
+        return self.retry_at is None
+
+
+@dataclass(frozen=True)
+class InboxSummary:
+    """What the inbox holds, for metrics and the admin page."""
+
+    waiting: int
+    """Deliveries not tried yet (just accepted, or left by a previous process)."""
+    retrying: int
+    """Deliveries whose triage failed and will be tried again."""
+    dead: int
+    """Deliveries given up on: they stay on disk with their reason."""
+    oldest_age_s: float
+    """Age of the oldest delivery still in the inbox (0 when empty)."""
+    failures: list[tuple[str, str, DeliveryStatus]]
+    """(delivery id, event key, status) of every failed delivery, newest failure first."""
 
 
 def valid_delivery_id(delivery_id: str) -> bool:
@@ -97,6 +131,46 @@ class SpoolInbox:
         return events
 
     def done(self, delivery_id: str) -> None:
-        """Delete the delivery's file; a missing file is fine."""
+        """Delete the delivery's file (and its status); a missing file is fine."""
         with contextlib.suppress(FileNotFoundError):
             self._path(delivery_id).unlink()
+        with contextlib.suppress(FileNotFoundError):
+            self._status_path(delivery_id).unlink()
+
+    def _status_path(self, delivery_id: str) -> Path:
+        return self._path(delivery_id).with_suffix(".status")
+
+    def record_failure(self, delivery_id: str, status: DeliveryStatus) -> None:
+        """Remember a failed triage beside the delivery (replaced atomically)."""
+        final = self._status_path(delivery_id)
+        tmp = final.with_suffix(".status.tmp")
+        tmp.write_text(json.dumps(asdict(status)), encoding="utf-8")
+        os.replace(tmp, final)
+
+    def status(self, delivery_id: str) -> DeliveryStatus | None:
+        """The delivery's failed attempts so far; None when it never failed (or is unreadable)."""
+        try:
+            raw: dict[str, Any] = json.loads(self._status_path(delivery_id).read_text(encoding="utf-8"))
+            return DeliveryStatus(attempts=int(raw["attempts"]), error=str(raw["error"]),
+                                  failed_at=float(raw["failed_at"]),
+                                  retry_at=None if raw["retry_at"] is None else float(raw["retry_at"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def summary(self, now: float | None = None) -> InboxSummary:
+        """Counts of waiting, retrying and dead deliveries, the oldest one's age, the failures."""
+        now = time.time() if now is None else now
+        waiting = retrying = dead = 0
+        oldest = now
+        failures: list[tuple[str, str, DeliveryStatus]] = []
+        for event in self.pending():
+            with contextlib.suppress(OSError):
+                oldest = min(oldest, self._path(event.delivery_id).stat().st_mtime)
+            status = self.status(event.delivery_id)
+            if status is None:
+                waiting += 1
+                continue
+            dead, retrying = (dead + 1, retrying) if status.dead else (dead, retrying + 1)
+            failures.append((event.delivery_id, event.key, status))
+        failures.sort(key=lambda f: -f[2].failed_at)
+        return InboxSummary(waiting, retrying, dead, max(0.0, now - oldest), failures)

@@ -10,11 +10,13 @@ from fastapi import FastAPI
 
 from diffusellm.app.admin.routes import admin_router
 from diffusellm.app.inbox import SpoolInbox
+from diffusellm.app.metrics import InboxCollector
+from diffusellm.app.recovery import InboxRecovery, InboxTriage
 from diffusellm.app.reports import reports_dir
 from diffusellm.app.router import EventRouter
-from diffusellm.app.server import create_app
+from diffusellm.app.server import create_app, metrics
 from diffusellm.app.triage import TriageContext, register
-from diffusellm.app.webhooks import recover, webhook_router
+from diffusellm.app.webhooks import webhook_router
 from diffusellm.config import Settings
 from diffusellm.errors import ConfigError
 from diffusellm.forge.base import Forge
@@ -68,10 +70,13 @@ def build_app(
             models=configured_models(settings),
         )
 
-    def replay_inbox() -> None:
-        recover(store, events, inbox)
-
-    router = webhook_router(store=store, secret=secrets.webhook_secret, events=events, inbox=inbox)
+    counters = metrics()
+    triage = InboxTriage(store, events, inbox, counters, retry_base_s=settings.server.inbox_retry_seconds,
+                         max_attempts=settings.server.inbox_max_attempts)
+    router = webhook_router(
+        store=store, secret=secrets.webhook_secret, events=events, inbox=inbox, triage=triage.process,
+        count=lambda event, outcome: counters.webhook_deliveries.labels(event=event, outcome=outcome).inc(),
+    )
     admin = admin_router(
         store=store,
         settings=settings,
@@ -84,8 +89,11 @@ def build_app(
         store_settings=settings.store,
         routers=[router, admin],
         execute=execute,
-        on_startup=[replay_inbox],
         on_shutdown=[store.close],
         environ=env,
         reports_dir=reports_dir(settings.state_path()),
+        counters=counters,
+        # Leftovers of a previous process are triaged in the background: the port answers at once.
+        services=[InboxRecovery(triage, settings.server.inbox_retry_seconds)],
+        collectors=[InboxCollector(inbox.summary)],
     )

@@ -1,4 +1,4 @@
-"""Prometheus metrics: webhook deliveries, claims, finished and reaped jobs, jobs by state."""
+"""Prometheus metrics: webhook deliveries and their triage, the inbox, claims, finished and reaped jobs."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from diffusellm.app.inbox import InboxSummary
 from diffusellm.jobs.model import JobState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -21,8 +22,12 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.webhook_deliveries = Counter(
             "diffusellm_webhook_deliveries", "Webhook deliveries received, by event and outcome "
-            "(e.g. outcome=enqueued|ignored|duplicate|rejected)",
+            "(outcome=accepted|ignored|duplicate|rejected)",
             ["event", "outcome"], registry=self.registry,
+        )
+        self.triage = Counter(
+            "diffusellm_webhook_triage", "Triage attempts of stored deliveries, by event and outcome "
+            "(outcome=done|retry|dead)", ["event", "outcome"], registry=self.registry,
         )
         self.claims = Counter(
             "diffusellm_job_claims", "Jobs handed to a worker, by how the worker is connected "
@@ -70,6 +75,26 @@ class JobStateCollector(Collector):
         for state in JobState:
             jobs.add_metric([state.value], counts.get(state, 0))
         yield jobs
+
+
+class InboxCollector(Collector):
+    """Deliveries waiting in the webhook inbox, by state, and the oldest one's age, at scrape time."""
+
+    def __init__(self, summary: Callable[[], InboxSummary]) -> None:
+        self._summary = summary
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            found = self._summary()
+        except OSError:  # an unreadable folder shows as no sample rather than a failed scrape
+            return
+        gauge = GaugeMetricFamily("diffusellm_inbox_deliveries", "Webhook deliveries still in the inbox, "
+                                  "by state (waiting|retrying|dead)", labels=["state"])
+        for state, count in (("waiting", found.waiting), ("retrying", found.retrying), ("dead", found.dead)):
+            gauge.add_metric([state], count)
+        yield gauge
+        yield GaugeMetricFamily("diffusellm_inbox_oldest_seconds", "Age of the oldest delivery in the inbox",
+                                value=found.oldest_age_s)
 
 
 def exposition(*registries: CollectorRegistry) -> bytes:

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import anyio.to_thread
 import structlog
@@ -19,6 +19,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
+from prometheus_client.registry import Collector
 
 from diffusellm.app.limits import DEFAULT_BODY_BYTES, BodyDeadline
 from diffusellm.app.metrics import CONTENT_TYPE, JobStateCollector, Metrics, exposition, metrics
@@ -34,6 +35,18 @@ __all__ = ["EmbeddedWorker", "Hook", "Metrics", "create_app", "metrics", "serve"
 log = structlog.get_logger(__name__)
 
 Hook = Callable[[], Awaitable[None] | None]
+
+
+class Service(Protocol):
+    """Something the app runs beside its routes, started after start-up and stopped at shutdown."""
+
+    def start(self) -> None:
+        """Start (returns at once: the port is bound after this)."""
+        ...
+
+    def stop(self) -> None:
+        """Stop; may wait a little."""
+        ...
 _WORKER_STOP_WAIT_S = 30.0
 
 
@@ -105,9 +118,12 @@ async def _prune(store: MonitoredJobStore, older_than: dt.timedelta) -> None:
         log.info("pruned webhook deliveries", forgotten=forgotten, older_than_days=older_than.days)
 
 
-def _health_and_metrics(app: FastAPI, store: MonitoredJobStore, counters: Metrics) -> None:
+def _health_and_metrics(app: FastAPI, store: MonitoredJobStore, counters: Metrics,
+                        collectors: Sequence[Collector]) -> None:
     per_app = CollectorRegistry(auto_describe=True)
     per_app.register(JobStateCollector(store.count_by_state))
+    for collector in collectors:
+        per_app.register(collector)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> JSONResponse:
@@ -128,10 +144,13 @@ def create_app(*, store: MonitoredJobStore, server: ServerSettings,
                store_settings: StoreSettings | None = None, routers: Sequence[APIRouter] = (),
                execute: Execute | None = None, on_startup: Sequence[Hook] = (),
                on_shutdown: Sequence[Hook] = (), environ: Mapping[str, str] | None = None,
-               counters: Metrics | None = None, reports_dir: Path | None = None) -> FastAPI:
+               counters: Metrics | None = None, reports_dir: Path | None = None,
+               services: Sequence[Service] = (), collectors: Sequence[Collector] = ()) -> FastAPI:
     """The app: worker API, `routers`, /healthz, /metrics, the reaper and (optionally) a worker.
 
     `execute` runs jobs in the embedded worker; it is required when server.in_process_worker.
+    `services` start after the `on_startup` hooks without being waited for (uvicorn binds the
+    port once start-up returns); `collectors` add metrics read at scrape time.
     Tokens are read here, once, from the environment variables the settings name; workers' learning
     reports are kept in `reports_dir`.
     """
@@ -146,6 +165,8 @@ def create_app(*, store: MonitoredJobStore, server: ServerSettings,
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncGenerator[None]:
         await _call_hooks(on_startup)
+        for service in services:
+            service.start()
         reaper = asyncio.create_task(_reap_forever(store, timing, seen))
         worker = None
         if execute is not None and server.in_process_worker:
@@ -159,6 +180,8 @@ def create_app(*, store: MonitoredJobStore, server: ServerSettings,
                 await reaper
             if worker is not None and not await anyio.to_thread.run_sync(worker.stop):
                 log.warning("embedded worker still busy at shutdown; its job will be reaped")
+            for service in services:
+                await anyio.to_thread.run_sync(service.stop)
             await _call_hooks(on_shutdown)
 
     app = FastAPI(title="diffuseLLM agent", lifespan=lifespan, docs_url=None, redoc_url=None,
@@ -171,19 +194,69 @@ def create_app(*, store: MonitoredJobStore, server: ServerSettings,
     app.include_router(worker_router(store, api, seen))
     for router in routers:
         app.include_router(router)
-    _health_and_metrics(app, store, seen)
+    _health_and_metrics(app, store, seen, collectors)
     return app
+
+
+CLAIM_PATH = "/api/worker/claim"
+
+
+class LongPollShutdown:
+    """ASGI wrapper: when the server starts to shut down, an open claim long poll is answered
+    `204` (nothing claimed) at once instead of being cancelled mid-way (a 500 and a traceback)."""
+
+    def __init__(self, app: Any, stopping: asyncio.Event) -> None:
+        self.app, self.stopping = app, stopping
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != CLAIM_PATH or self.stopping.is_set():
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        call = asyncio.ensure_future(self.app(scope, receive, tracked))
+        stop = asyncio.ensure_future(self.stopping.wait())
+        await asyncio.wait({call, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if call.done():
+            stop.cancel()
+            call.result()
+            return
+        call.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await call
+        if not started:
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling LongPollShutdown as soon as it is asked to exit."""
+
+    def __init__(self, config: uvicorn.Config, stopping: asyncio.Event) -> None:
+        super().__init__(config)
+        self._stopping = stopping
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self._stopping.set()
+        super().handle_exit(sig, frame)
 
 
 def serve(app: FastAPI, server: ServerSettings, **uvicorn_options: Any) -> None:
     """Run the app with uvicorn on server.host:server.port until interrupted.
 
-    Long-polling claims are cut after a short grace period on shutdown; a worker whose claim
-    was cut simply polls again. X-Forwarded-For / -Proto are believed only from the addresses in
-    server.forwarded_allow_ips (none by default, not even loopback).
+    On shutdown open claim long polls are answered `204` at once (the workers simply poll
+    again); other requests get a grace period of 5 s. X-Forwarded-For / -Proto are believed only
+    from the addresses in server.forwarded_allow_ips (none by default, not even loopback).
     """
     proxies = list(server.forwarded_allow_ips)
     options: dict[str, Any] = {"timeout_graceful_shutdown": 5, "proxy_headers": bool(proxies),
                                "forwarded_allow_ips": proxies}
     options.update(uvicorn_options)
-    uvicorn.run(app, host=server.host, port=server.port, **options)
+    stopping = asyncio.Event()
+    config = uvicorn.Config(LongPollShutdown(app, stopping), host=server.host, port=server.port, **options)
+    _Server(config, stopping).run()

@@ -33,6 +33,11 @@ class ServerSettings(_Section):
     their scripts from a CDN)."""
     body_timeout_seconds: float = Field(default=30.0, gt=0)
     """A request body not fully received this long after the request began is answered 408."""
+    inbox_retry_seconds: float = Field(default=30.0, gt=0)
+    """How often the webhook inbox is looked at for deliveries to triage again; also the first
+    back-off after a failed triage (doubling to 30 min)."""
+    inbox_max_attempts: int = Field(default=8, ge=1)
+    """Triage attempts of one delivery before it is dead (kept on disk, shown on /metrics)."""
 
     def worker_token(self, environ: dict[str, str] | None = None) -> str | None:
         """The worker token from the environment, or None when unset or empty."""

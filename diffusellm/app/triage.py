@@ -5,8 +5,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -21,7 +23,7 @@ from diffusellm.app.commands import (
 )
 from diffusellm.app.router import EventRouter, WebhookEvent
 from diffusellm.errors import ConfigError
-from diffusellm.forge.base import Forge, marker_key
+from diffusellm.forge.base import Forge, ForgeError, marker_key
 from diffusellm.forge.freeze import clean_text, freeze, trusted_comments
 from diffusellm.forge.github_settings import GitHubSettings
 from diffusellm.jobs.model import (
@@ -39,6 +41,35 @@ log = structlog.get_logger(__name__)
 ForgeFactory = Callable[[str, "int | None"], Forge]
 
 
+class RepoConfigs:
+    """Each repository's .github/diffusellm.yml as triage last read it, kept `ttl_s` seconds.
+
+    A label that is not the trigger then costs no API call (and no wait while GitHub is down);
+    a stale entry is used when reading again fails. The executor always reads the file afresh.
+    """
+
+    def __init__(self, ttl_s: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl, self._clock = ttl_s, clock
+        self._seen: dict[str, tuple[float, RepoConfig]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, repo: str, read: Callable[[], RepoConfig]) -> RepoConfig:
+        """The cached config of `repo`, or `read()` when it is older than the TTL."""
+        with self._lock:
+            cached = self._seen.get(repo)
+        if cached is not None and self._clock() - cached[0] < self._ttl:
+            return cached[1]
+        try:
+            config = read()
+        except ForgeError:
+            if cached is None:
+                raise
+            return cached[1]
+        with self._lock:
+            self._seen[repo] = (self._clock(), config)
+        return config
+
+
 @dataclass(frozen=True)
 class TriageContext:
     """What the handlers need: the store, the bot's settings and a forge per repository."""
@@ -46,6 +77,7 @@ class TriageContext:
     store: JobStore
     settings: GitHubSettings
     forges: ForgeFactory
+    configs: RepoConfigs = field(default_factory=RepoConfigs)
 
 
 @dataclass(frozen=True)
@@ -142,13 +174,25 @@ def _gate(ctx: TriageContext, forge: Forge, t: Target) -> bool:
 
 
 def on_labeled(ctx: TriageContext, event: WebhookEvent) -> None:
-    """The trigger label on an issue queues a RUN job."""
+    """The trigger label on an issue queues a RUN job; any other label costs no API call once the
+    repository's config is known (see RepoConfigs)."""
     label = str(_obj(event.payload.get("label")).get("name", ""))
     t = _target(event.payload, "issue")
-    forge = ctx.forges(t.repo, t.installation_id)
-    config = _repo_config(forge)
+    if t.is_pr or not label:
+        return
+    forge: Forge | None = None
+
+    def read() -> RepoConfig:
+        nonlocal forge
+        forge = forge or ctx.forges(t.repo, t.installation_id)
+        return _repo_config(forge)
+
+    config = ctx.configs.get(t.repo, read)
     wanted = config.trigger_label or ctx.settings.trigger_label
-    if label.lower() != wanted.lower() or t.is_pr or not _gate(ctx, forge, t):
+    if label.lower() != wanted.lower():
+        return
+    forge = forge or ctx.forges(t.repo, t.installation_id)
+    if not _gate(ctx, forge, t):
         return
     request = _freeze_issue(forge, ctx, t)
     _enqueue(ctx, forge, t, JobCommand.RUN, request, "label", event.delivery_id, config)
@@ -270,9 +314,11 @@ def on_review(ctx: TriageContext, event: WebhookEvent) -> None:
     review: dict[str, Any] = event.payload["review"]
     if str(review.get("state", "")).lower() != "changes_requested":
         return
+    body = str(review.get("body") or "")
+    if "@" not in body:  # it cannot mention the bot: no API call
+        return
     t = _target(event.payload, "pull_request")
     forge = ctx.forges(t.repo, t.installation_id)
-    body = str(review.get("body") or "")
     if not _mentions_bot(body, forge.bot_login) or not _bots_pr(forge, t):
         return
     if _gate(ctx, forge, t):

@@ -109,10 +109,14 @@ def webhook_router(
     events: EventRouter,
     inbox: Inbox,
     schedule: Callable[[BackgroundTasks, Callable[[], None]], None] | None = None,
+    triage: Callable[[WebhookEvent], object] | None = None,
+    count: Callable[[str, str], None] | None = None,
 ) -> APIRouter:
     """`POST /webhooks/github`: 202 once the delivery is stored; triage runs after the response.
 
-    `schedule` decides where triage runs (default: FastAPI background task in the thread pool).
+    `schedule` decides where triage runs (default: FastAPI background task in the thread pool);
+    `triage` triages one stored delivery (default: `process`); `count(event, outcome)` hears of
+    every delivery (outcome accepted, ignored, duplicate or rejected).
     """
     router = APIRouter()
 
@@ -121,26 +125,38 @@ def webhook_router(
 
     run_later = schedule or default_schedule
 
+    def triage_one(event: WebhookEvent) -> None:
+        if triage is None:
+            process(events, inbox, event)
+        else:
+            triage(event)
+
+    def said(event: str, outcome: str, answer: JSONResponse) -> JSONResponse:
+        if count is not None:  # refused requests are counted as event "unverified": their headers are not trusted
+            count(event, outcome)
+        return answer
+
     # GitHub's own cap, enforced by Content-Length and again while the body streams in (413).
     @router.post(PATH, status_code=202, max_body_size=MAX_BODY_BYTES)
     async def receive(request: Request, background: BackgroundTasks) -> JSONResponse:  # pyright: ignore[reportUnusedFunction]
         if not secret:
-            return _refuse(403, "no webhook secret is configured; set WEBHOOK_SECRET")
+            return said("unverified", "rejected", _refuse(403, "no webhook secret is configured; set WEBHOOK_SECRET"))
         refusal = _check_headers(request.headers)
         if refusal is not None:
-            return refusal
+            return said("unverified", "rejected", refusal)
         body = await request.body()
         parsed = await run_in_threadpool(_parse, secret, body, request.headers)
         if isinstance(parsed, JSONResponse):
-            return parsed
+            return said("unverified", "rejected", parsed)
         if not events.handles(parsed):
-            return JSONResponse({"status": "ignored", "event": parsed.key}, status_code=202)
+            return said(parsed.name, "ignored",
+                        JSONResponse({"status": "ignored", "event": parsed.key}, status_code=202))
         if not await run_in_threadpool(_accept, store, inbox, parsed):
             log.info("webhook.replay", delivery=parsed.delivery_id)
-            return JSONResponse({"status": "duplicate", "delivery": parsed.delivery_id},
-                                status_code=202)
-        run_later(background, lambda: process(events, inbox, parsed))
-        return JSONResponse({"status": "accepted", "delivery": parsed.delivery_id},
-                            status_code=202)
+            return said(parsed.name, "duplicate", JSONResponse(
+                {"status": "duplicate", "delivery": parsed.delivery_id}, status_code=202))
+        run_later(background, lambda: triage_one(parsed))
+        return said(parsed.name, "accepted", JSONResponse(
+            {"status": "accepted", "delivery": parsed.delivery_id}, status_code=202))
 
     return router

@@ -10,15 +10,17 @@ from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
 import typer
+from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import TaskID
 from rich.table import Table
 
 from diffusellm.config import Settings, load_settings
-from diffusellm.errors import EXIT_BAD_INPUT, DiffuseLLMError, InputError, RepositoryError
+from diffusellm.errors import EXIT_BAD_INPUT, ConfigError, DiffuseLLMError, InputError, RepositoryError
 from diffusellm.log import configure_logging
 
 T = TypeVar("T")
@@ -40,13 +42,36 @@ VerboseOpt = Annotated[
 
 
 def _console() -> Console:
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _out() -> Console:
+    """stdout for a person: lines are never wrapped (a path stays whole to copy and paste)."""
+    return Console(highlight=False, soft_wrap=True)
 
 
 def _settings(config: Path | None, overrides: list[str] | None) -> Settings:
-    settings = load_settings(config, overrides or [])
+    try:
+        settings = load_settings(config, overrides or [])
+    except SettingsError as exc:  # an environment variable that is not valid JSON for its section
+        raise ConfigError(f"settings from the environment could not be read: {exc}",
+                          hint="check the DIFFUSELLM_* variables (a section such as DIFFUSELLM_SERVER must "
+                               "be JSON; set one key with DIFFUSELLM_SECTION__KEY)") from None
     configure_logging(settings.log_level)
     return settings
+
+
+def _server_url(url: str) -> str:
+    """The app's base URL, refused with exit 2 unless it is http(s)://host[:port][/path]."""
+    parts = urlsplit(url.strip())
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise InputError(f"not a server URL: {url!r}",
+                         hint="give the app's base URL, e.g. https://bot.example.org or http://127.0.0.1:5001")
+    return url.strip()
 
 
 def _emit_error(exc: DiffuseLLMError, as_json: bool) -> None:
@@ -124,7 +149,7 @@ def profile(
     if json_out:
         typer.echo(json.dumps(result, indent=2))
     else:
-        print_profile(Console(highlight=False), result)
+        print_profile(_out(), result)
 
 
 @app.command()
@@ -141,7 +166,7 @@ def digest(
     if json_out:
         typer.echo(json.dumps(result, indent=2))
     else:
-        print_digest(Console(highlight=False), result)
+        print_digest(_out(), result)
 
 
 @app.command("query-graph")
@@ -159,12 +184,14 @@ def query_graph(
     if json_out:
         typer.echo(json.dumps(result, indent=2))
     else:
-        print_graph_query(Console(highlight=False), result)
+        print_graph_query(_out(), result)
 
 
 @app.command()
 def run(
-    spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="YAML spec, or Markdown with a ```yaml block")],
+    spec_path: Annotated[
+        Path, typer.Argument(metavar="SPEC", help="YAML spec, Markdown with a ```yaml block, or a free-text issue")
+    ],
     repo: Annotated[Path, typer.Option("--repo", "-r", help="local git repository")] = Path("."),
     base: Annotated[str | None, typer.Option(help="commit, branch or tag to start from (default HEAD)")] = None,
     json_out: JsonOpt = False,
@@ -185,7 +212,7 @@ def run(
     if json_out:
         typer.echo(json.dumps(result, indent=2))
     else:
-        print_run(Console(highlight=False), result)
+        print_run(_out(), result)
     raise typer.Exit(_run_exit_code(result))
 
 
@@ -290,6 +317,8 @@ def worker(
         _emit_error(InputError("no server to pull jobs from"), False)
         _console().print("hint: pass --server URL or set worker.server_url", soft_wrap=True)
         raise typer.Exit(2)
+    checked = url
+    url = _guard(False, lambda: _server_url(checked))
     argv = ["--server", url, "--execute", "diffusellm.worker.execute:build_executor",
             *(["--allow-plain-http"] if settings.allow_plain_http else [])]
     raise typer.Exit(remote_main([*argv, *(["--max-jobs", str(max_jobs)] if max_jobs else [])]))
@@ -314,7 +343,7 @@ def locate(
     if json_out:
         typer.echo(json.dumps(result, indent=2))
     else:
-        print_locate(Console(highlight=False), result)
+        print_locate(_out(), result)
 
 
 models_app = typer.Typer(help="Load, check and serve the configured models.", no_args_is_help=True)
@@ -345,7 +374,7 @@ def models_check(json_out: JsonOpt = False, config: ConfigOpt = None, overrides:
             table.add_row(
                 *[f"{c:.2f}" if isinstance(c, float) else str(c or "") for c in cells], str(row.get("error") or "")
             )
-        Console(highlight=False).print(table)
+        _out().print(table)
     raise typer.Exit(1 if any(row.get("error") for row in rows) else 0)
 
 
@@ -362,21 +391,23 @@ app.add_typer(learn_app, name="learn")
 RepoOpt = Annotated[Path, typer.Option("--repo", "-r", help="local git repository")]
 
 
-def _learn(json_out: bool, config: Path | None, overrides: list[str] | None, work: Callable[[Path], Any]) -> None:
-    """Run a learn command on the state folder and print its result (JSON, or a readable dump)."""
+def _learn(json_out: bool, config: Path | None, overrides: list[str] | None, work: Callable[[Path], Any],
+           show: Callable[[Console, Any], None]) -> None:
+    """Run a learn command on the state folder and print its result (JSON, or `show` for a person)."""
     result = _guard(json_out, lambda: work(_settings(config, overrides).state_path()))
     if json_out:
         typer.echo(json.dumps(result, indent=2))
     else:
-        Console(highlight=False).print_json(json.dumps(result))
+        show(_out(), result)
 
 
 @learn_app.command("status")
 def learn_status(json_out: JsonOpt = False, config: ConfigOpt = None, overrides: SetOpt = None) -> None:
     """Runs remembered, by verdict; the latest ones; the adapters trained."""
+    from diffusellm.cli.learn_view import print_status
     from diffusellm.learn.commands import status
 
-    _learn(json_out, config, overrides, status)
+    _learn(json_out, config, overrides, status, print_status)
 
 
 @learn_app.command("sync")
@@ -391,6 +422,7 @@ def learn_sync(
     overrides: SetOpt = None,
 ) -> None:
     """Accept the runs whose branches were merged (local), or take the app's verdicts (--server)."""
+    from diffusellm.cli.learn_view import print_outcomes
     from diffusellm.learn.commands import sync
     from diffusellm.models.settings import TransformersLLM
     from diffusellm.worker.remote import sync_server
@@ -399,10 +431,14 @@ def learn_sync(
         if server is not None:
             settings = _settings(config, overrides)
             loaded = settings.llm.adapters if isinstance(settings.llm, TransformersLLM) else []
-            return sync_server(state, server, os.environ.get(settings.server.worker_token_env, ""), loaded)
+            token = os.environ.get(settings.server.worker_token_env, "")
+            return sync_server(state, _server_url(server), token, loaded)
         return sync(state, _repo_dir(repo), into)
 
-    _learn(json_out, config, overrides, work)
+    def show(console: Console, items: list[dict[str, Any]]) -> None:
+        print_outcomes(console, items, none="no run changed: nothing new was merged or decided")
+
+    _learn(json_out, config, overrides, work, show)
 
 
 @learn_app.command("accept")
@@ -413,9 +449,10 @@ def learn_accept(
     overrides: SetOpt = None,
 ) -> None:
     """Mark a run's change as accepted by a person (training data)."""
+    from diffusellm.cli.learn_view import print_verdict
     from diffusellm.learn.commands import set_verdict
 
-    _learn(json_out, config, overrides, lambda state: set_verdict(state, job, "accepted"))
+    _learn(json_out, config, overrides, lambda state: set_verdict(state, job, "accepted"), print_verdict)
 
 
 @learn_app.command("reject")
@@ -426,9 +463,10 @@ def learn_reject(
     overrides: SetOpt = None,
 ) -> None:
     """Mark a run's change as rejected (never used for training)."""
+    from diffusellm.cli.learn_view import print_verdict
     from diffusellm.learn.commands import set_verdict
 
-    _learn(json_out, config, overrides, lambda state: set_verdict(state, job, "rejected"))
+    _learn(json_out, config, overrides, lambda state: set_verdict(state, job, "rejected"), print_verdict)
 
 
 @learn_app.command("export")
@@ -440,9 +478,11 @@ def learn_export(
     overrides: SetOpt = None,
 ) -> None:
     """Write the accepted runs' generated functions as chat JSONL fine-tuning data."""
+    from diffusellm.cli.learn_view import print_export
     from diffusellm.learn.commands import export
 
-    _learn(json_out, config, overrides, lambda state: export(state, _repo_dir(repo) if repo else None, out))
+    _learn(json_out, config, overrides, lambda state: export(state, _repo_dir(repo) if repo else None, out),
+           print_export)
 
 
 @learn_app.command("train")
@@ -455,27 +495,31 @@ def learn_train(
     overrides: SetOpt = None,
 ) -> None:
     """Train a LoRA adapter for the `llm` model (settings: learn.lora) and print how to use it."""
+    from diffusellm.cli.learn_view import print_train, training_progress
     from diffusellm.learn.commands import train
 
     def work() -> dict[str, Any]:
-        return train(_settings(config, overrides), _repo_dir(repo) if repo else None, data, out)
+        settings = _settings(config, overrides)
+        with training_progress(_console(), settings.learn.lora.steps, not json_out) as progress:
+            return train(settings, _repo_dir(repo) if repo else None, data, out, progress=progress)
 
     result = _guard(json_out, work)
     if json_out:
         typer.echo(json.dumps(result, indent=2))
     else:
-        Console(highlight=False).print_json(json.dumps(result))
+        print_train(_out(), result)
 
 
 @learn_app.command("train-core")
 def learn_train_core(json_out: JsonOpt = False, config: ConfigOpt = None, overrides: SetOpt = None) -> None:
     """Fit the predictor that picks the diffusion model or the LLM per job, from remembered runs."""
+    from diffusellm.cli.learn_view import print_core
     from diffusellm.learn.commands import train_core
 
     def work(state: Path) -> dict[str, Any]:
         return train_core(state, _settings(config, overrides).learn.core_min_examples)
 
-    _learn(json_out, config, overrides, work)
+    _learn(json_out, config, overrides, work, print_core)
 
 
 def _run_exit_code(result: dict[str, Any]) -> int:
@@ -492,3 +536,6 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(EXIT_BAD_INPUT)
+    except DiffuseLLMError as exc:  # raised outside a command's own guard
+        _emit_error(exc, False)
+        sys.exit(exc.exit_code)

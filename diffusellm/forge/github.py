@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, cast
 
+import requests
 from github import Auth, Github, GithubException, UnknownObjectException
 from github.IssueComment import IssueComment
 from github.PullRequest import PullRequest as GhPullRequest
@@ -34,6 +35,7 @@ from diffusellm.forge.github_auth import (
     make_client,
 )
 from diffusellm.forge.github_settings import GitHubSecrets, GitHubSettings, api_url
+from diffusellm.forge.outage import outage_error
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -56,6 +58,10 @@ def _api(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
                                  retryable=retryable,
                                  hint="see docs/DEPLOY.md for the permissions the App needs"
                                  ) from None
+            except (requests.RequestException, OSError) as exc:
+                if (error := outage_error(exc, what)) is None:
+                    raise
+                raise error from exc
 
         return call
 
@@ -287,6 +293,10 @@ class GitHubApp:
                 raise ForgeError(f"GitHub: GET /app failed: {exc.status}",
                                  hint="check APP_ID and the private key",
                                  retryable=exc.status >= 500) from None
+            except (requests.RequestException, OSError) as exc:
+                if (error := outage_error(exc, "reading the App (GET /app)")) is None:
+                    raise
+                raise error from exc
             self._slug = str(data["slug"])
         return f"{self._slug}[bot]"
 

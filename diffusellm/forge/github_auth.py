@@ -9,10 +9,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import requests
 from github import Auth, Github, GithubException, GithubRetry
 
 from diffusellm.forge.base import ForgeError
 from diffusellm.forge.github_settings import GitHubSettings
+from diffusellm.forge.outage import outage_error
 
 # What the worker's token may do, and why (docs/DEPLOY.md lists the same):
 WORKER_PERMISSIONS: Mapping[str, str] = {
@@ -96,12 +98,26 @@ class InstallationTokens:
                 hint="check that the App is installed on the repository and was granted "
                      "the permissions in docs/DEPLOY.md",
                 retryable=exc.status >= 500 or exc.status == 429) from None
+        except (requests.RequestException, OSError) as exc:
+            if (error := outage_error(exc, f"minting a token for {repo_full_name}")) is None:
+                raise
+            raise error from exc
         return _Token(value=str(data["token"]), expires_at=_expiry(data["expires_at"]))
 
     def installation_for(self, repo_full_name: str) -> int:
         """The App's installation id on a repository (GET /repos/{owner}/{repo}/installation)."""
-        _, data = self._app.requester.requestJsonAndCheck(
-            "GET", f"/repos/{repo_full_name}/installation")
+        try:
+            _, data = self._app.requester.requestJsonAndCheck(
+                "GET", f"/repos/{repo_full_name}/installation")
+        except GithubException as exc:
+            raise ForgeError(f"GitHub: finding the App's installation on {repo_full_name} failed: "
+                             f"{exc.status} {exc.message or ''}".strip(),
+                             hint="install the App on the repository (docs/DEPLOY.md)",
+                             retryable=exc.status >= 500 or exc.status == 429) from None
+        except (requests.RequestException, OSError) as exc:
+            if (error := outage_error(exc, f"finding the App's installation on {repo_full_name}")) is None:
+                raise
+            raise error from exc
         return int(data["id"])
 
 

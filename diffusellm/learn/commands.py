@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,8 +91,10 @@ def _adapter_dir(state_dir: Path) -> Path:
     return state_dir / "learn" / ADAPTERS / stamp
 
 
-def train(settings: Settings, repo: Path | None, data: Path | None, out: Path | None) -> dict[str, Any]:
-    """Train a LoRA adapter for the `llm` model on a JSONL file or on `repo`'s accepted runs."""
+def train(settings: Settings, repo: Path | None, data: Path | None, out: Path | None, *,
+          progress: Callable[[int, float], None] | None = None) -> dict[str, Any]:
+    """Train a LoRA adapter for the `llm` model on a JSONL file or on `repo`'s accepted runs;
+    `progress(step, loss)` hears of every optimiser step."""
     from diffusellm.learn.lora import train_lora
 
     llm = settings.llm
@@ -108,7 +111,7 @@ def train(settings: Settings, repo: Path | None, data: Path | None, out: Path | 
             hint="accept runs first (`diffusellm learn sync` / `learn accept`), or pass --data FILE.jsonl",
         )
     target = out or _adapter_dir(state)
-    result = train_lora(llm, state, examples, target, settings.learn.lora)
+    result = train_lora(llm, state, examples, target, settings.learn.lora, progress=progress)
     return {
         "adapter": str(result.adapter_dir),
         "examples": result.examples,

@@ -13,6 +13,8 @@ from typing import Any, Protocol, cast
 import structlog
 
 from diffusellm.errors import DiffuseLLMError
+from diffusellm.forge.base import ForgeError
+from diffusellm.forge.outage import outage_reason
 from diffusellm.jobs.model import Job, JobStore
 from diffusellm.jobs.wire import Outcome
 
@@ -195,11 +197,17 @@ def execute_safely(execute: Execute, job: Job, sink: ProgressSink) -> Outcome:
         result = dict(execute(job, sink))
     except RetryableError as exc:
         return Outcome(state="failed", error=str(exc), retryable=True, result=_result_of(exc))
-    except (ConnectionError, TimeoutError) as exc:
-        return Outcome(state="failed", error=f"{type(exc).__name__}: {exc}", retryable=True)
+    except ForgeError as exc:  # raised before the executor could turn it into a RetryableError
+        return Outcome(state="failed", error=str(exc), retryable=exc.retryable, result=_result_of(exc))
     except DiffuseLLMError as exc:
         return Outcome(state="failed", error=str(exc), result=_result_of(exc))
     except Exception as exc:
+        reason = outage_reason(exc)
+        if reason is not None:  # connection, DNS, timeout, 5xx from anything the executor talked to
+            log.warning("executor hit an outage; the job is queued again", job_id=job.id, reason=reason)
+            said = str(exc) if isinstance(exc, (ConnectionError, TimeoutError)) and str(exc) else ""
+            return Outcome(state="failed", error=f"unreachable: {reason}" + (f": {said}" if said else ""),
+                           retryable=True)
         log.exception("executor crashed", job_id=job.id)
         return Outcome(state="failed", error=f"internal error: {type(exc).__name__}: {exc}")
     if result.pop(NEXT_STATE_KEY, None) == "waiting_approval":

@@ -89,9 +89,9 @@ class GitHubDouble:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    def start(self) -> GitHubDouble:
-        """Serve on a free port of 127.0.0.1 in a background thread."""
-        config = uvicorn.Config(self._asgi(), host="127.0.0.1", port=0, log_level="warning",
+    def start(self, port: int = 0) -> GitHubDouble:
+        """Serve on 127.0.0.1 (`port`, else a free one) in a background thread."""
+        config = uvicorn.Config(self._asgi(), host="127.0.0.1", port=port, log_level="warning",
                                 lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
@@ -111,6 +111,10 @@ class GitHubDouble:
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
             self._thread.join(timeout=30)
+
+    def restart(self) -> None:
+        """Serve again on the same port, with the same state (after `stop`: an outage ends)."""
+        self.start(int(self.url.rsplit(":", 1)[1]))
 
     # -- state set-up and inspection -------------------------------------------------------------
 

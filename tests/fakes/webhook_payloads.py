@@ -6,13 +6,14 @@ import hashlib
 import hmac
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 from tests.fakes.github_double import GitHubDouble
 from tests.fakes.github_resources import CommentRec, IssueRec, RepoRec, iso
-from tests.fakes.shared import shared_dir
 
-EXAMPLES = shared_dir() / "github/webhook-examples/api.github.com"
+# GitHub's example payloads, copied into the repository (tests/data/github/README.md).
+EXAMPLES = Path(__file__).resolve().parents[1] / "data/github/webhook-examples/api.github.com"
 
 
 def example(event: str, name: str, base_url: str) -> dict[str, Any]:
