@@ -5,134 +5,38 @@ from __future__ import annotations
 import json
 import os
 import sys
-import warnings
-from collections.abc import Callable, Generator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
-from urllib.parse import urlsplit
+from typing import Annotated, Any
 
 import typer
-from pydantic_settings import SettingsError
 from rich.console import Console
-from rich.markup import escape
-from rich.progress import TaskID
 from rich.table import Table
 
-from diffusellm.config import Settings, load_settings
-from diffusellm.errors import EXIT_BAD_INPUT, ConfigError, DiffuseLLMError, InputError, RepositoryError
-from diffusellm.log import configure_logging
+from diffusellm.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    SetOpt,
+    VerboseOpt,
+    cli_settings,
+    emit_error,
+    err_console,
+    guard,
+    out_console,
+    phases,
+    quiet_libraries,
+    repo_dir,
+    server_url,
+)
+from diffusellm.cli.learn import learn_app
+from diffusellm.errors import EXIT_BAD_INPUT, DiffuseLLMError, InputError
 
-T = TypeVar("T")
 app = typer.Typer(
     name="diffusellm",
     no_args_is_help=True,
     add_completion=False,
     help="Self-hosted coding bot: turn a spec or an issue into a validated branch.",
 )
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="config.yaml to read")]
-SetOpt = Annotated[
-    list[str] | None,
-    typer.Option("--set", help="override a setting: section.key=value (repeatable)"),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON on stdout")]
-VerboseOpt = Annotated[
-    bool, typer.Option("--verbose", "-v", help="also show library warnings and model-loading progress bars")
-]
-
-
-def _console() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def _out() -> Console:
-    """stdout for a person: lines are never wrapped (a path stays whole to copy and paste)."""
-    return Console(highlight=False, soft_wrap=True)
-
-
-def _settings(config: Path | None, overrides: list[str] | None) -> Settings:
-    try:
-        settings = load_settings(config, overrides or [])
-    except SettingsError as exc:  # an environment variable that is not valid JSON for its section
-        raise ConfigError(f"settings from the environment could not be read: {exc}",
-                          hint="check the DIFFUSELLM_* variables (a section such as DIFFUSELLM_SERVER must "
-                               "be JSON; set one key with DIFFUSELLM_SECTION__KEY)") from None
-    configure_logging(settings.log_level)
-    return settings
-
-
-def _server_url(url: str) -> str:
-    """The app's base URL, refused with exit 2 unless it is http(s)://host[:port][/path]."""
-    parts = urlsplit(url.strip())
-    try:
-        port_ok = parts.port is None or parts.port > 0
-    except ValueError:
-        port_ok = False
-    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
-        raise InputError(f"not a server URL: {url!r}",
-                         hint="give the app's base URL, e.g. https://bot.example.org or http://127.0.0.1:5001")
-    return url.strip()
-
-
-def _emit_error(exc: DiffuseLLMError, as_json: bool) -> None:
-    if as_json:
-        typer.echo(json.dumps({"error": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}))
-    console = _console()
-    console.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True, soft_wrap=True)
-    if exc.hint:
-        console.print(f"[yellow]hint:[/] {escape(exc.hint)}", markup=True, soft_wrap=True)
-
-
-def _guard(as_json: bool, work: Callable[[], T]) -> T:
-    """Run a command body; turn our errors into a message and the error's exit code."""
-    try:
-        return work()
-    except DiffuseLLMError as exc:
-        _emit_error(exc, as_json)
-        raise typer.Exit(exc.exit_code) from None
-
-
-def _repo_dir(path: Path) -> Path:
-    if not path.exists():
-        raise RepositoryError(f"path does not exist: {path}", hint="pass the folder of a git repository")
-    if not path.is_dir():
-        raise RepositoryError(f"not a folder: {path}", hint="pass the folder of a git repository")
-    return path.resolve()
-
-
-@contextmanager
-def _phases(enabled: bool) -> Generator[Callable[[str], None]]:
-    """Phase progress on stderr: each phase with its elapsed time, the current one spinning (silent
-    under --json)."""
-    if not enabled:
-        yield lambda _: None
-        return
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    columns = (SpinnerColumn(finished_text="[green]✓[/]"), TextColumn("{task.description}"), TimeElapsedColumn())
-    with Progress(*columns, console=_console()) as bar:
-        current: list[TaskID] = []
-
-        def phase(name: str) -> None:
-            if current:
-                bar.update(current[-1], total=1, completed=1)
-            current.append(bar.add_task(name, total=None))
-
-        yield phase
-        if current:
-            bar.update(current[-1], total=1, completed=1)
-
-
-def _quiet_libraries(verbose: bool) -> None:
-    """Keep model libraries' warnings and download/loading progress bars out of the output unless
-    --verbose; they are read when the libraries are first imported, which the CLI does lazily."""
-    if verbose:
-        return
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TQDM_DISABLE", "1")  # plain tqdm bars, e.g. transformers' GGUF de-quantising
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    warnings.filterwarnings("ignore")
+app.add_typer(learn_app, name="learn")
 
 
 @app.command()
@@ -145,11 +49,11 @@ def profile(
     """Infer the repository's style and write ruff.toml + naming_conventions.db to its state folder."""
     from diffusellm.cli.report import print_profile, run_profile
 
-    result = _guard(json_out, lambda: run_profile(_settings(config, overrides), _repo_dir(path)))
+    result = guard(json_out, lambda: run_profile(cli_settings(config, overrides), repo_dir(path)))
     if json_out:
         typer.echo(json.dumps(result, indent=2))
     else:
-        print_profile(_out(), result)
+        print_profile(out_console(), result)
 
 
 @app.command()
@@ -162,11 +66,11 @@ def digest(
     """Parse every Python file into the knowledge graph (incremental by git blob id)."""
     from diffusellm.cli.report import print_digest, run_digest
 
-    result = _guard(json_out, lambda: run_digest(_settings(config, overrides), _repo_dir(path), not json_out))
+    result = guard(json_out, lambda: run_digest(cli_settings(config, overrides), repo_dir(path), not json_out))
     if json_out:
         typer.echo(json.dumps(result, indent=2))
     else:
-        print_digest(_out(), result)
+        print_digest(out_console(), result)
 
 
 @app.command("query-graph")
@@ -180,11 +84,11 @@ def query_graph(
     """Definitions, callers and callees of a symbol from the knowledge graph."""
     from diffusellm.cli.report import print_graph_query, run_graph_query
 
-    result = _guard(json_out, lambda: run_graph_query(_settings(config, overrides), _repo_dir(repo), symbol))
+    result = guard(json_out, lambda: run_graph_query(cli_settings(config, overrides), repo_dir(repo), symbol))
     if json_out:
         typer.echo(json.dumps(result, indent=2))
     else:
-        print_graph_query(_out(), result)
+        print_graph_query(out_console(), result)
 
 
 @app.command()
@@ -203,16 +107,16 @@ def run(
     from diffusellm.cli.report import print_run, run_job
 
     def work() -> dict[str, Any]:
-        _quiet_libraries(verbose)
-        settings = _settings(config, overrides)
-        with _phases(not json_out) as phase:
-            return run_job(settings, spec_path, _repo_dir(repo), base, phase)
+        quiet_libraries(verbose)
+        settings = cli_settings(config, overrides)
+        with phases(not json_out) as phase:
+            return run_job(settings, spec_path, repo_dir(repo), base, phase)
 
-    result = _guard(json_out, work)
+    result = guard(json_out, work)
     if json_out:
         typer.echo(json.dumps(result, indent=2))
     else:
-        print_run(_out(), result)
+        print_run(out_console(), result)
     raise typer.Exit(_run_exit_code(result))
 
 
@@ -230,12 +134,12 @@ def plan(
     from diffusellm.cli.report import print_plan, run_plan
 
     def work() -> dict[str, Any]:
-        _quiet_libraries(verbose)
-        settings = _settings(config, overrides)
-        with _phases(not json_out) as phase:
-            return run_plan(settings, issue, _repo_dir(repo), base, phase)
+        quiet_libraries(verbose)
+        settings = cli_settings(config, overrides)
+        with phases(not json_out) as phase:
+            return run_plan(settings, issue, repo_dir(repo), base, phase)
 
-    result = _guard(json_out, work)
+    result = guard(json_out, work)
     if json_out:
         typer.echo(json.dumps(result, indent=2))
     else:
@@ -255,12 +159,12 @@ def demo(
     from diffusellm.cli.demo import demo_exit_code, print_demo, run_demo
 
     def work() -> dict[str, Any]:
-        _quiet_libraries(verbose)
-        settings = _settings(config, overrides)
-        with _phases(not json_out) as phase:
+        quiet_libraries(verbose)
+        settings = cli_settings(config, overrides)
+        with phases(not json_out) as phase:
             return run_demo(settings, phase)
 
-    result = _guard(json_out, work)
+    result = guard(json_out, work)
     if json_out:
         typer.echo(json.dumps(result, indent=2))
     else:
@@ -292,10 +196,10 @@ def serve(
             *([f"server.port={port}"] if port is not None else []),
             *([f"server.forwarded_allow_ips={json.dumps(proxies)}"] if forwarded_allow_ips is not None else []),
         ]
-        settings = _settings(config, extra)
+        settings = cli_settings(config, extra)
         run_server(build_app(settings), settings.server)
 
-    _guard(False, work)
+    guard(False, work)
 
 
 @app.command()
@@ -311,14 +215,14 @@ def worker(
 
     if config is not None:
         os.environ["DIFFUSELLM_CONFIG"] = str(config.resolve())
-    settings = _guard(False, lambda: _settings(config, [])).worker
+    settings = guard(False, lambda: cli_settings(config, [])).worker
     url = server or settings.server_url
     if not url:
-        _emit_error(InputError("no server to pull jobs from"), False)
-        _console().print("hint: pass --server URL or set worker.server_url", soft_wrap=True)
+        emit_error(InputError("no server to pull jobs from"), False)
+        err_console().print("hint: pass --server URL or set worker.server_url", soft_wrap=True)
         raise typer.Exit(2)
     checked = url
-    url = _guard(False, lambda: _server_url(checked))
+    url = guard(False, lambda: server_url(checked))
     argv = ["--server", url, "--execute", "diffusellm.worker.execute:build_executor",
             *(["--allow-plain-http"] if settings.allow_plain_http else [])]
     raise typer.Exit(remote_main([*argv, *(["--max-jobs", str(max_jobs)] if max_jobs else [])]))
@@ -337,13 +241,13 @@ def locate(
     """Rank the files and functions an issue is about (BM25 + embeddings + call graph)."""
     from diffusellm.cli.report import print_locate, run_locate
 
-    result = _guard(
-        json_out, lambda: run_locate(_settings(config, overrides), _repo_dir(repo), text_file, top, include_tests)
+    result = guard(
+        json_out, lambda: run_locate(cli_settings(config, overrides), repo_dir(repo), text_file, top, include_tests)
     )
     if json_out:
         typer.echo(json.dumps(result, indent=2))
     else:
-        print_locate(_out(), result)
+        print_locate(out_console(), result)
 
 
 models_app = typer.Typer(help="Load, check and serve the configured models.", no_args_is_help=True)
@@ -356,13 +260,13 @@ def models_check(json_out: JsonOpt = False, config: ConfigOpt = None, overrides:
     from diffusellm.models.check import check_models
 
     def work() -> list[dict[str, Any]]:
-        settings = _settings(config, overrides)
+        settings = cli_settings(config, overrides)
         models = {"llm": settings.llm}
         models |= {"scorer": settings.scorer} if settings.scorer else {}
         models |= {"normaliser": settings.normaliser} if settings.normaliser else {}
         return check_models(models, settings.state_path())
 
-    rows = _guard(json_out, work)
+    rows = guard(json_out, work)
     if json_out:
         typer.echo(json.dumps(rows, indent=2))
     else:
@@ -374,7 +278,7 @@ def models_check(json_out: JsonOpt = False, config: ConfigOpt = None, overrides:
             table.add_row(
                 *[f"{c:.2f}" if isinstance(c, float) else str(c or "") for c in cells], str(row.get("error") or "")
             )
-        _out().print(table)
+        out_console().print(table)
     raise typer.Exit(1 if any(row.get("error") for row in rows) else 0)
 
 
@@ -384,142 +288,6 @@ def models_serve(ctx: typer.Context) -> None:
     from diffusellm.models.serve import main as serve_main
 
     raise typer.Exit(serve_main(list(ctx.args)))
-
-
-learn_app = typer.Typer(help="The learning loop: remembered runs, verdicts, training data, LoRA.", no_args_is_help=True)
-app.add_typer(learn_app, name="learn")
-RepoOpt = Annotated[Path, typer.Option("--repo", "-r", help="local git repository")]
-
-
-def _learn(json_out: bool, config: Path | None, overrides: list[str] | None, work: Callable[[Path], Any],
-           show: Callable[[Console, Any], None]) -> None:
-    """Run a learn command on the state folder and print its result (JSON, or `show` for a person)."""
-    result = _guard(json_out, lambda: work(_settings(config, overrides).state_path()))
-    if json_out:
-        typer.echo(json.dumps(result, indent=2))
-    else:
-        show(_out(), result)
-
-
-@learn_app.command("status")
-def learn_status(json_out: JsonOpt = False, config: ConfigOpt = None, overrides: SetOpt = None) -> None:
-    """Runs remembered, by verdict; the latest ones; the adapters trained."""
-    from diffusellm.cli.learn_view import print_status
-    from diffusellm.learn.commands import status
-
-    _learn(json_out, config, overrides, status, print_status)
-
-
-@learn_app.command("sync")
-def learn_sync(
-    repo: RepoOpt = Path("."),
-    into: Annotated[str | None, typer.Option(help="branch merged into (default: the checked-out one)")] = None,
-    server: Annotated[
-        str | None, typer.Option(help="on a GitHub worker: take the verdicts the app recorded (its base URL)")
-    ] = None,
-    json_out: JsonOpt = False,
-    config: ConfigOpt = None,
-    overrides: SetOpt = None,
-) -> None:
-    """Accept the runs whose branches were merged (local), or take the app's verdicts (--server)."""
-    from diffusellm.cli.learn_view import print_outcomes
-    from diffusellm.learn.commands import sync
-    from diffusellm.models.settings import TransformersLLM
-    from diffusellm.worker.remote import sync_server
-
-    def work(state: Path) -> list[dict[str, Any]]:
-        if server is not None:
-            settings = _settings(config, overrides)
-            loaded = settings.llm.adapters if isinstance(settings.llm, TransformersLLM) else []
-            token = os.environ.get(settings.server.worker_token_env, "")
-            return sync_server(state, _server_url(server), token, loaded)
-        return sync(state, _repo_dir(repo), into)
-
-    def show(console: Console, items: list[dict[str, Any]]) -> None:
-        print_outcomes(console, items, none="no run changed: nothing new was merged or decided")
-
-    _learn(json_out, config, overrides, work, show)
-
-
-@learn_app.command("accept")
-def learn_accept(
-    job: Annotated[str, typer.Argument(help="job id or branch name")],
-    json_out: JsonOpt = False,
-    config: ConfigOpt = None,
-    overrides: SetOpt = None,
-) -> None:
-    """Mark a run's change as accepted by a person (training data)."""
-    from diffusellm.cli.learn_view import print_verdict
-    from diffusellm.learn.commands import set_verdict
-
-    _learn(json_out, config, overrides, lambda state: set_verdict(state, job, "accepted"), print_verdict)
-
-
-@learn_app.command("reject")
-def learn_reject(
-    job: Annotated[str, typer.Argument(help="job id or branch name")],
-    json_out: JsonOpt = False,
-    config: ConfigOpt = None,
-    overrides: SetOpt = None,
-) -> None:
-    """Mark a run's change as rejected (never used for training)."""
-    from diffusellm.cli.learn_view import print_verdict
-    from diffusellm.learn.commands import set_verdict
-
-    _learn(json_out, config, overrides, lambda state: set_verdict(state, job, "rejected"), print_verdict)
-
-
-@learn_app.command("export")
-def learn_export(
-    out: Annotated[Path, typer.Argument(help="JSONL file to write")],
-    repo: Annotated[Path | None, typer.Option("--repo", "-r", help="only this repository's runs")] = None,
-    json_out: JsonOpt = False,
-    config: ConfigOpt = None,
-    overrides: SetOpt = None,
-) -> None:
-    """Write the accepted runs' generated functions as chat JSONL fine-tuning data."""
-    from diffusellm.cli.learn_view import print_export
-    from diffusellm.learn.commands import export
-
-    _learn(json_out, config, overrides, lambda state: export(state, _repo_dir(repo) if repo else None, out),
-           print_export)
-
-
-@learn_app.command("train")
-def learn_train(
-    repo: Annotated[Path | None, typer.Option("--repo", "-r", help="only this repository's accepted runs")] = None,
-    data: Annotated[Path | None, typer.Option(help="or on a chat JSONL file (see `learn export`)")] = None,
-    out: Annotated[Path | None, typer.Option(help="adapter folder (default: <state>/learn/adapters/<time>)")] = None,
-    json_out: JsonOpt = False,
-    config: ConfigOpt = None,
-    overrides: SetOpt = None,
-) -> None:
-    """Train a LoRA adapter for the `llm` model (settings: learn.lora) and print how to use it."""
-    from diffusellm.cli.learn_view import print_train, training_progress
-    from diffusellm.learn.commands import train
-
-    def work() -> dict[str, Any]:
-        settings = _settings(config, overrides)
-        with training_progress(_console(), settings.learn.lora.steps, not json_out) as progress:
-            return train(settings, _repo_dir(repo) if repo else None, data, out, progress=progress)
-
-    result = _guard(json_out, work)
-    if json_out:
-        typer.echo(json.dumps(result, indent=2))
-    else:
-        print_train(_out(), result)
-
-
-@learn_app.command("train-core")
-def learn_train_core(json_out: JsonOpt = False, config: ConfigOpt = None, overrides: SetOpt = None) -> None:
-    """Fit the predictor that picks the diffusion model or the LLM per job, from remembered runs."""
-    from diffusellm.cli.learn_view import print_core
-    from diffusellm.learn.commands import train_core
-
-    def work(state: Path) -> dict[str, Any]:
-        return train_core(state, _settings(config, overrides).learn.core_min_examples)
-
-    _learn(json_out, config, overrides, work, print_core)
 
 
 def _run_exit_code(result: dict[str, Any]) -> int:
@@ -537,5 +305,5 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(EXIT_BAD_INPUT)
     except DiffuseLLMError as exc:  # raised outside a command's own guard
-        _emit_error(exc, False)
+        emit_error(exc, False)
         sys.exit(exc.exit_code)
