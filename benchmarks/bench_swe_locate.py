@@ -30,10 +30,13 @@ sys.path.insert(0, str(ROOT))
 
 from diffusellm.pipeline.locate.chunks import Chunk, chunk_source, git_blob_id, is_test_path  # noqa: E402
 from diffusellm.pipeline.locate.embed import Embedder, make_embedder  # noqa: E402
+from diffusellm.pipeline.locate.graph import Edge, chunk_edges  # noqa: E402
 from diffusellm.pipeline.locate.index import RepoIndex, build_index  # noqa: E402
 from diffusellm.pipeline.locate.lexical import LexicalIndex, tokenize  # noqa: E402
-from diffusellm.pipeline.locate.query import search  # noqa: E402
+from diffusellm.pipeline.locate.query import in_scope, search  # noqa: E402
+from diffusellm.pipeline.locate.scope import own_code  # noqa: E402
 from diffusellm.pipeline.project import list_python_files, module_name_for  # noqa: E402
+from diffusellm.pipeline.settings import LocateSettings  # noqa: E402
 
 DATA = Path("/work/shared/benchmarks/swe-bench-lite-localise-dev.jsonl")
 KS = (1, 5, 10)
@@ -190,13 +193,47 @@ class PlainBM25:
         return files, [(funcs[i].path, funcs[i].qualname) for i in best]
 
 
-Ranker = Callable[[RepoIndex, str], tuple[list[str], list[tuple[str, str]]]]
+Ranker = Callable[[RepoIndex, str, list[Edge]], tuple[list[str], list[tuple[str, str]]]]
+DEFAULTS = LocateSettings()
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "locate": {},
+    "- own package filter": {"own_package": False},
+    "- small k (k=60)": {"rrf_k": 60.0},
+    "- function BM25 (whole-file BM25)": {"function_bm25": False},
+    "- written frames and paths": {"frames": False},
+    "- literal matching": {"literals": False},
+    "- words once": {"unique_query_words": False},
+    "- graph": {"graph": False},
+    "- dense (no embedding)": {"embedder": "none"},
+    "k=1": {"rrf_k": 1.0},
+    "k=2": {"rrf_k": 2.0},
+    "k=10": {"rrf_k": 10.0},
+    "k=20": {"rrf_k": 20.0},
+    "all off, k=60 (old fusion)": {
+        "own_package": False, "rrf_k": 60.0, "function_bm25": False, "frames": False,
+        "literals": False, "unique_query_words": False},
+}
+"""Each row switches one fix off (the dense row drops the dense signal from the same index)."""
 
 
-def locate_ranker(index: RepoIndex, text: str) -> tuple[list[str], list[tuple[str, str]]]:
-    """The shipped `search` with its defaults (chunk-derived call graph: no digestion here)."""
-    result = search(index, text, top=10)
-    return [f.path for f in result.files], [(f.path, f.qualname) for f in result.functions]
+def ranker_for(changes: dict[str, Any]) -> Ranker:
+    """`search` with the default settings changed as given (chunk-derived call graph: no
+    digestion here)."""
+    options = DEFAULTS.model_copy(update=changes)
+    no_dense = options.embedder == "none"
+
+    def rank(index: RepoIndex, text: str, edges: list[Edge]) -> tuple[
+            list[str], list[tuple[str, str]]]:
+        used = RepoIndex(index.root, index.chunks, index.ids, None, None, index.lexical,
+                         index.stats) if no_dense else index
+        result = search(used, text, top=10, edges=edges, options=options)
+        return [f.path for f in result.files], [(f.path, f.qualname) for f in result.functions]
+
+    return rank
+
+
+def _within(scope: set[str]) -> Callable[[Chunk], bool]:
+    return lambda chunk: chunk.path in scope
 
 
 def by_repo(instances: list[Instance]) -> Iterator[tuple[str, list[Instance]]]:
@@ -228,17 +265,21 @@ def run(instances: list[Instance], src_dir: Path, work: Path, embedder: Embedder
                 skipped.append(inst.instance_id)
                 continue
             started = time.perf_counter()
+            scope = in_scope(list_python_files(src), DEFAULTS, include_tests=False)
             index = build_index(src, work / repo.replace("/", "+") / embedder.name, embedder,
-                                previous=previous)
+                                previous=previous, embed_only=_within(scope))
             index_s.append(time.perf_counter() - started)
             previous = index
             row: dict[str, Any] = {"id": inst.instance_id, "files": sorted(answer.files),
                                    "functions": sorted(q for _, q in answer.functions),
                                    "index_s": round(index_s[-1], 2),
-                                   "embedded": index.stats.embedded}
+                                   "embedded": index.stats.embedded,
+                                   "own_files": len(own_code(c.path for c in index.chunks))}
+            edges = chunk_edges(index.chunks)
+            search(index, "warm up", edges=edges)  # the first query loads the vector index
             for name, ranker in rankers.items():
                 started = time.perf_counter()
-                files, functions = ranker(index, inst.text)
+                files, functions = ranker(index, inst.text, edges)
                 tallies[name].seconds += time.perf_counter() - started
                 tallies[name].add(answer, files, functions)
                 row[name] = {"files": files[:5], "functions": [q for _, q in functions[:5]]}
@@ -287,6 +328,7 @@ def main() -> None:
     parser.add_argument("--per-repo", type=int, default=0, help="first N issues a repository")
     parser.add_argument("--embedder", default="static", choices=["static", "minilm", "minilm-int8"])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--ablations", action="store_true", help="also each fix switched off")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/.cache/swe-locate.json")
     args = parser.parse_args()
     instances = load_instances(args.data)
@@ -295,7 +337,9 @@ def main() -> None:
     if args.per_repo:
         instances = [i for _, g in by_repo(instances) for i in g[:args.per_repo]]
     embedder = make_embedder(args.embedder, threads=args.threads, state_dir=args.work / "models")
-    report = run(instances, args.src, args.work, embedder, {"locate": locate_ranker})
+    rankers = {name: ranker_for(changes) for name, changes in ABLATIONS.items()
+               if args.ablations or not name.startswith(("-", "all"))}
+    report = run(instances, args.src, args.work, embedder, rankers)
     report["machine"] = machine()
     report["command"] = " ".join(sys.argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
