@@ -245,11 +245,12 @@ def by_repo(instances: list[Instance]) -> Iterator[tuple[str, list[Instance]]]:
 
 
 def run(instances: list[Instance], src_dir: Path, work: Path, embedder: Embedder,
-        rankers: dict[str, Ranker]) -> dict[str, Any]:
+        rankers: dict[str, Ranker], rows_path: Path | None = None) -> dict[str, Any]:
     """Index each checkout incrementally and score every ranker on every issue."""
     tallies = {name: Tally() for name in [*rankers, "plain-bm25"]}
     plain = PlainBM25()
     per_issue: list[dict[str, Any]] = []
+    done: set[str] = {str(r["id"]) for r in read_rows(rows_path)} if rows_path else set()
     index_s: list[float] = []
     skipped: list[str] = []
     for repo, group in by_repo(instances):
@@ -259,6 +260,8 @@ def run(instances: list[Instance], src_dir: Path, work: Path, embedder: Embedder
             continue
         previous: RepoIndex | None = None
         for inst in group:
+            if inst.instance_id in done:
+                continue
             checkout(src, inst.base_commit)
             answer = answer_for(src, inst)
             if not answer.files:
@@ -271,7 +274,7 @@ def run(instances: list[Instance], src_dir: Path, work: Path, embedder: Embedder
             index_s.append(time.perf_counter() - started)
             previous = index
             row: dict[str, Any] = {"id": inst.instance_id, "files": sorted(answer.files),
-                                   "functions": sorted(q for _, q in answer.functions),
+                                   "functions": sorted(answer.functions),
                                    "index_s": round(index_s[-1], 2),
                                    "embedded": index.stats.embedded,
                                    "own_files": len(own_code(c.path for c in index.chunks))}
@@ -282,19 +285,48 @@ def run(instances: list[Instance], src_dir: Path, work: Path, embedder: Embedder
                 files, functions = ranker(index, inst.text, edges)
                 tallies[name].seconds += time.perf_counter() - started
                 tallies[name].add(answer, files, functions)
-                row[name] = {"files": files[:5], "functions": [q for _, q in functions[:5]]}
+                row[name] = {"files": files[:10], "functions": functions[:10],
+                             "s": round(time.perf_counter() - started, 3)}
             started = time.perf_counter()
             files, functions = plain.rank(src, index, inst.text)
             tallies["plain-bm25"].seconds += time.perf_counter() - started
             tallies["plain-bm25"].add(answer, files, functions)
-            row["plain-bm25"] = {"files": files[:5], "functions": [q for _, q in functions[:5]]}
+            row["plain-bm25"] = {"files": files[:10], "functions": functions[:10],
+                                 "s": round(time.perf_counter() - started, 3)}
             per_issue.append(row)
+            if rows_path is not None:
+                with rows_path.open("a", encoding="utf-8") as out:
+                    out.write(json.dumps(row) + "\n")
             print(f"{inst.instance_id}: index {index_s[-1]:.1f}s", file=sys.stderr, flush=True)
     return {
         "results": {name: t.row() for name, t in tallies.items()},
         "index_s_mean": round(sum(index_s) / max(len(index_s), 1), 2),
         "skipped": skipped, "per_issue": per_issue,
     }
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """Per-issue rows written so far (one JSON object a line)."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def _pairs(items: list[list[str]]) -> list[tuple[str, str]]:
+    return [(str(p), str(q)) for p, q in items]
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Accuracies and seconds per issue of every method, from per-issue rows."""
+    tallies: dict[str, Tally] = {}
+    for row in rows:
+        answer = Answer({str(f) for f in row["files"]}, set(_pairs(row["functions"])))
+        methods: dict[str, Any] = {k: v for k, v in row.items() if isinstance(v, dict)}
+        for name, got in methods.items():
+            tally = tallies.setdefault(name, Tally())
+            tally.add(answer, [str(f) for f in got["files"]], _pairs(got["functions"]))
+            tally.seconds += float(got["s"])
+    return {name: t.row() for name, t in tallies.items()}
 
 
 def machine() -> str:
@@ -330,24 +362,30 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ablations", action="store_true", help="also each fix switched off")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/.cache/swe-locate.json")
+    parser.add_argument("--rows", type=Path, default=None,
+                        help="per-issue rows, appended as they come; issues already there are "
+                             "skipped (default: --out with .rows.jsonl)")
+    parser.add_argument("--summarise", action="store_true", help="only score the rows written")
     args = parser.parse_args()
-    instances = load_instances(args.data)
-    if args.repos:
-        instances = [i for i in instances if i.repo in args.repos]
-    if args.per_repo:
-        instances = [i for _, g in by_repo(instances) for i in g[:args.per_repo]]
-    embedder = make_embedder(args.embedder, threads=args.threads, state_dir=args.work / "models")
-    rankers = {name: ranker_for(changes) for name, changes in ABLATIONS.items()
-               if args.ablations or not name.startswith(("-", "all"))}
-    report = run(instances, args.src, args.work, embedder, rankers)
-    report["machine"] = machine()
-    report["command"] = " ".join(sys.argv)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    rows_path: Path = args.rows or args.out.with_suffix(".rows.jsonl")
+    rows_path.parent.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {"machine": machine(), "command": " ".join(sys.argv)}
+    if not args.summarise:
+        instances = load_instances(args.data)
+        if args.repos:
+            instances = [i for i in instances if i.repo in args.repos]
+        if args.per_repo:
+            instances = [i for _, g in by_repo(instances) for i in g[:args.per_repo]]
+        embedder = make_embedder(args.embedder, threads=args.threads,
+                                 state_dir=args.work / "models")
+        rankers = {name: ranker_for(changes) for name, changes in ABLATIONS.items()
+                   if args.ablations or not name.startswith(("-", "all", "k="))}
+        report |= run(instances, args.src, args.work, embedder, rankers, rows_path)
+    rows = read_rows(rows_path)
+    report["results"] = summarise(rows)
     args.out.write_text(json.dumps(report, indent=2))
-    print(f"{len(report['per_issue'])} issues scored, {len(report['skipped'])} skipped; "
-          f"index update {report['index_s_mean']} s/issue; {report['machine']}")
+    print(f"{len(rows)} issues scored; {report['machine']}")
     print(table(report["results"]))
-
 
 if __name__ == "__main__":
     main()

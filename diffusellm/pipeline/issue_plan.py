@@ -13,7 +13,7 @@ from diffusellm.models.base import TextGenerator
 from diffusellm.pipeline.locate.context import Localised, localise_by_overlap, localise_from_locate
 from diffusellm.pipeline.normalise.issue import NeedsClarification, normalise_issue
 from diffusellm.pipeline.plan.candidates import Plan, plan_change, plan_from_spec
-from diffusellm.pipeline.settings import GenerationSettings
+from diffusellm.pipeline.settings import GenerationSettings, LocateSettings
 from diffusellm.pipeline.spec import Spec
 from diffusellm.pipeline.understand.graph import KnowledgeGraph
 from diffusellm.pipeline.understand.style.profile import StyleProfile
@@ -34,15 +34,17 @@ class Planned:
     notes: list[str] = field(default_factory=lambda: [])
 
 
-def locate_localiser(index_dir: Path, model_dir: Path) -> Localiser:
-    """Localisation with `diffusellm.pipeline.locate.query`, falling back to identifier overlap when the
-    embedding model or index cannot be used."""
+def locate_localiser(index_dir: Path, model_dir: Path, options: LocateSettings | None = None) -> Localiser:
+    """Localisation with `diffusellm.pipeline.locate.query` (ranked as `options` say), falling back to
+    identifier overlap when the embedding model or index cannot be used."""
 
     def localise(root: Path, graph_db: Path, text: str, budget: int) -> Localised:
         try:
             from diffusellm.pipeline.locate.query import locate
 
-            result = locate(root, text, top=50, index_dir=index_dir, model_dir=model_dir, graph_db=graph_db)
+            result = locate(
+                root, text, top=50, index_dir=index_dir, model_dir=model_dir, graph_db=graph_db, options=options
+            )
         except (DiffuseLLMError, OSError, ImportError, RuntimeError) as exc:
             log.warning("localise.fallback", reason=str(exc))
             return localise_by_overlap(root, graph_db, text, budget_tokens=budget)
