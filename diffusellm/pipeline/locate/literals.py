@@ -22,14 +22,15 @@ def _norm(text: str) -> str:
 
 
 def issue_phrases(text: str) -> tuple[list[str], list[str]]:
-    """Quoted strings and error messages (lower-cased, spaces collapsed), and `--flags`."""
+    """Quoted strings and error messages (lower-cased, spaces collapsed), and `--flags`. A quoted
+    single short word ('SPRING') is a value, not a message: it is left out."""
     phrases: dict[str, None] = {}
     for m in _QUOTED.finditer(text):
         phrases[_norm(next(g for g in m.groups() if g))] = None
     for m in _MESSAGE.finditer(text):
         phrases[_norm(m[1])] = None
     flags = list(dict.fromkeys(m[1] for m in _FLAG.finditer(text)))
-    return [p for p in phrases if len(p) >= 6], flags
+    return [p for p in phrases if len(p) >= MIN_PIECE or (len(p) >= 6 and " " in p)], flags
 
 
 def pieces(literal: str) -> list[str]:
