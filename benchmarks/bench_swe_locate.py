@@ -306,10 +306,11 @@ def run(instances: list[Instance], src_dir: Path, work: Path, embedder: Embedder
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    """Per-issue rows written so far (one JSON object a line)."""
+    """Per-issue rows written so far (one JSON object a line; the first row of an issue counts)."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return list({str(r["id"]): r for r in reversed(rows)}.values())[::-1]
 
 
 def _pairs(items: list[list[str]]) -> list[tuple[str, str]]:
