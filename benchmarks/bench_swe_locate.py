@@ -367,6 +367,11 @@ def main() -> None:
                         help="per-issue rows, appended as they come; issues already there are "
                              "skipped (default: --out with .rows.jsonl)")
     parser.add_argument("--summarise", action="store_true", help="only score the rows written")
+    parser.add_argument("--extra-rows", nargs="*", type=Path, default=[],
+                        help="more row files to score with --rows (runs split by repository)")
+    parser.add_argument("--before", nargs="*", type=Path, default=[],
+                        help="rows of an earlier locate (run with that commit's code): shown as "
+                             "'locate before', all methods scored on the issues both have")
     args = parser.parse_args()
     rows_path: Path = args.rows or args.out.with_suffix(".rows.jsonl")
     rows_path.parent.mkdir(parents=True, exist_ok=True)
@@ -382,7 +387,11 @@ def main() -> None:
         rankers = {name: ranker_for(changes) for name, changes in ABLATIONS.items()
                    if args.ablations or not name.startswith(("-", "all", "k="))}
         report |= run(instances, args.src, args.work, embedder, rankers, rows_path)
-    rows = read_rows(rows_path)
+    rows = [r for p in [rows_path, *args.extra_rows] for r in read_rows(p)]
+    if args.before:
+        before = {str(r["id"]): r for p in args.before for r in read_rows(p)}
+        rows = [r | {"locate before": before[str(r["id"])]["locate"]} for r in rows
+                if str(r["id"]) in before]
     report["results"] = summarise(rows)
     args.out.write_text(json.dumps(report, indent=2))
     print(f"{len(rows)} issues scored; {report['machine']}")
