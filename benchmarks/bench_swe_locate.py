@@ -205,7 +205,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "- function BM25 (whole-file BM25)": {"function_bm25": False},
     "- written frames and paths": {"frames": False},
     "- literal matching": {"literals": False},
-    "- words once": {"unique_query_words": False},
+    "+ words once": {"unique_query_words": True},
     "- graph": {"graph": False},
     "- dense (no embedding)": {"embedder": "none"},
     "k=1": {"rrf_k": 1.0},
@@ -214,9 +214,10 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "k=20": {"rrf_k": 20.0},
     "all off, k=60 (old fusion)": {
         "own_package": False, "rrf_k": 60.0, "function_bm25": False, "frames": False,
-        "literals": False, "unique_query_words": False},
+        "literals": False},
 }
-"""Each row switches one fix off (the dense row drops the dense signal from the same index)."""
+"""Each row switches one fix off, or (+) one measured-worse option on; the dense row drops the
+dense signal from the same index."""
 
 
 def ranker_for(changes: dict[str, Any]) -> Ranker:

@@ -83,7 +83,8 @@ def test_query_words_count_once(tmp_path: Path) -> None:
         "pkg/tz.py": "def parse_timezone(timezone_text):\n    return timezone_text\n",
     })
     text = "timezone\n" + "warning: something\n" * 40
-    assert _signals(root, text)["bm25"][0] == "pkg.tz.parse_timezone"
+    once = OFF.model_copy(update={"unique_query_words": True})
+    assert _signals(root, text, once)["bm25"][0] == "pkg.tz.parse_timezone"
     counted = _signals(root, text, OFF.model_copy(update={"unique_query_words": False}))
     assert counted["bm25"][0] == "pkg.log.emit"
 
