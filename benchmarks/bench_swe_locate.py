@@ -265,7 +265,13 @@ def run(instances: list[Instance], src_dir: Path, work: Path, embedder: Embedder
         for inst in group:
             if inst.instance_id in done:
                 continue
-            checkout(src, inst.base_commit)
+            try:
+                checkout(src, inst.base_commit)
+            except subprocess.CalledProcessError as exc:  # pvlib's checkout fails here: see stderr
+                print(f"{inst.instance_id}: checkout failed: {exc.stderr!r}", file=sys.stderr)
+                skipped.append(inst.instance_id)
+                previous = None
+                continue
             answer = answer_for(src, inst)
             if not answer.files:
                 skipped.append(inst.instance_id)
