@@ -82,7 +82,7 @@ def main() -> int:
         work = Path(tmp)
         repos = {name: Repo(root, work) for name, root in _repos(work).items()}
         localiser = (
-            locate_localiser(work / "locate", settings.state_path() / "models")
+            locate_localiser(work / "locate", settings.state_path() / "models", settings.generation.locate)
             if args.localise == "locate"
             else overlap_localiser
         )

@@ -144,7 +144,7 @@ def run_locate(settings: Settings, repo: Path, text_file: Path, top: int, includ
         raise InputError(f"--top must be at least 1, got {top}")
     state = repo_state(settings.state_path(), repo).ensure()
     digest_repository(repo, state.graph_db)
-    return locate_command(repo, text_file, top, include_tests, settings.state_path())
+    return locate_command(repo, text_file, top, include_tests, settings.state_path(), settings.generation.locate)
 
 
 def print_locate(console: Console, data: dict[str, Any]) -> None:

@@ -77,7 +77,7 @@ def _localiser(job: JobContext, models: Models) -> Localiser:
         return models.localiser
     if models.generation.localise == "overlap":
         return overlap_localiser
-    return locate_localiser(job.state.root / "locate", job.settings.state_path() / "models")
+    return locate_localiser(job.state.root / "locate", job.settings.state_path() / "models", models.generation.locate)
 
 
 def generate(job: JobContext, prep: Prepared, planned: Planned, models: Models) -> RunReport:

@@ -16,7 +16,7 @@ from diffusellm.pipeline.locate.context import Localised, localise_by_overlap, l
 from diffusellm.pipeline.normalise.issue import NeedsClarification, normalise_issue
 from diffusellm.pipeline.plan.candidates import Plan, plan_change, plan_from_spec
 from diffusellm.pipeline.plan.fidelity import asked_extras, unmet
-from diffusellm.pipeline.settings import GenerationSettings
+from diffusellm.pipeline.settings import GenerationSettings, LocateSettings
 from diffusellm.pipeline.spec import Spec
 from diffusellm.pipeline.understand.graph import KnowledgeGraph
 from diffusellm.pipeline.understand.style.profile import StyleProfile
@@ -75,12 +75,14 @@ class Planned:
 
 
 class LocateLocaliser:
-    """Localisation with `diffusellm.pipeline.locate.query`, falling back to identifier overlap when the
-    embedding model or index cannot be used; keeps the last ranking, with its reasons, for reports."""
+    """Localisation with `diffusellm.pipeline.locate.query` (ranked as `options` say), falling back to
+    identifier overlap when the embedding model or index cannot be used; keeps the last ranking, with
+    its reasons, for reports."""
 
-    def __init__(self, index_dir: Path, model_dir: Path) -> None:
+    def __init__(self, index_dir: Path, model_dir: Path, options: LocateSettings | None = None) -> None:
         self.index_dir = index_dir
         self.model_dir = model_dir
+        self.options = options
         self.last: LocateResult | None = None
 
     def __call__(self, root: Path, graph_db: Path, text: str, budget: int) -> Localised:
@@ -88,7 +90,8 @@ class LocateLocaliser:
         try:
             from diffusellm.pipeline.locate.query import locate
 
-            result = locate(root, text, top=50, index_dir=self.index_dir, model_dir=self.model_dir, graph_db=graph_db)
+            result = locate(root, text, top=50, index_dir=self.index_dir, model_dir=self.model_dir,
+                            graph_db=graph_db, options=self.options)
         except (DiffuseLLMError, OSError, ImportError, RuntimeError) as exc:
             log.warning("localise.fallback", reason=str(exc))
             return localise_by_overlap(root, graph_db, text, budget_tokens=budget)
@@ -96,9 +99,9 @@ class LocateLocaliser:
         return localise_from_locate(root, graph_db, text, result, budget_tokens=budget)
 
 
-def locate_localiser(index_dir: Path, model_dir: Path) -> Localiser:
+def locate_localiser(index_dir: Path, model_dir: Path, options: LocateSettings | None = None) -> Localiser:
     """Localisation with `diffusellm.pipeline.locate.query` (see `LocateLocaliser`)."""
-    return LocateLocaliser(index_dir, model_dir)
+    return LocateLocaliser(index_dir, model_dir, options)
 
 
 def located(localiser: Localiser, loc: Localised) -> Located:

@@ -49,6 +49,36 @@ class CollaborationLimits(BaseModel):
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)
 
 
+class LocateSettings(BaseModel):
+    """How `locate` ranks code for an issue (`generation.locate:`); every switch is one fix whose
+    contribution docs/LOCATE.md measures (benchmarks/bench_swe_locate.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    embedder: Literal["auto", "minilm", "minilm-int8", "static", "none"] = "auto"
+    """The dense signal. `auto`: MiniLM when the project's own code has at most
+    `minilm_max_files` Python files (its CPU indexing time stays affordable), else the static embedding."""
+    minilm_max_files: int = Field(default=300, ge=0)
+    own_package: bool = True
+    """Rank only the project's own package: tests, vendored code, docs, examples, benchmarks and
+    files outside any package (setup.py) are left out before any ranking is cut."""
+    rrf_k: float = Field(default=4.0, gt=0)
+    """Reciprocal-rank fusion constant: small, so that a first place counts for much more than a tenth."""
+    function_bm25: bool = True
+    """A file's lexical rank is its best chunk's BM25 (not BM25 over the whole file)."""
+    frames: bool = True
+    """Also read pytest-style frames (`pkg/mod.py:352: in func`) and absolute or Windows paths."""
+    literals: bool = True
+    """Match quoted messages, error messages and `--flags` exactly against the code's string literals."""
+    unique_query_words: bool = False
+    """Count each query word once (meant to keep long logs from dominating). Off: on the first 21
+    dev-set issues, counting repeats found more (file Acc@1 0.67 against 0.48; docs/PERFORMANCE.md)."""
+    graph: bool = True
+    """Personalized PageRank over calls, imports and containment as a signal."""
+    depth: int = Field(default=100, ge=10)
+    """How far down each single ranking is read before fusion."""
+
+
 class GenerationSettings(BaseModel):
     """How free-text issues and generated code are handled (`generation:` in config.yaml)."""
 
@@ -57,6 +87,7 @@ class GenerationSettings(BaseModel):
     localise: Literal["locate", "overlap"] = "locate"
     """`locate`: BM25 + MiniLM + call graph (diffusellm.pipeline.locate.query); `overlap`: identifier overlap
     with the knowledge graph only (no embedding model)."""
+    locate: LocateSettings = LocateSettings()
     normalise: Literal["rank", "draft"] = "rank"
     """How a free-text issue becomes a spec when no YAML block or plain refactor rule applies. `rank`:
     score each change kind on the likeliest targets (wording, names, localiser order, the model's

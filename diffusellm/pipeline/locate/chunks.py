@@ -21,8 +21,6 @@ ChunkKind = Literal["module", "class", "function", "method"]
 
 MAX_EMBED_CHARS = 480
 """About 120 word pieces: the embedder's window is 128, longer text only costs time."""
-MAX_LITERAL_CHARS = 160
-MAX_LITERALS = 40
 
 _CAPTURES = """
 (identifier) @id
@@ -191,17 +189,19 @@ def _assign(spans: list[_Span], captures: dict[str, list[Node]]) -> None:
             i -= 1
         return spans[max(i, 0)]
 
-    for node in captures.get("id", []):
+    # captures come grouped by pattern, not in source order: sort, so that a chunk's text (and the
+    # embedding cache keyed by it) is the same on every run
+    for node in sorted(captures.get("id", []), key=lambda n: n.start_byte):
         owner(node).identifiers[_text(node)] = None
-    for node in captures.get("call", []):
+    for node in sorted(captures.get("call", []), key=lambda n: n.start_byte):
         owner(node).calls[_callee(_text(node))] = None
     literal_nodes = captures.get("str", []) + captures.get("comment", [])
     for node in sorted(literal_nodes, key=lambda n: n.start_byte):
         if (node.start_byte, node.end_byte) in doc_ranges:
             continue
         span = owner(node)
-        value = " ".join(_string_value(node).lstrip("#").split())[:MAX_LITERAL_CHARS]
-        if value and len(span.literals) < MAX_LITERALS:
+        value = " ".join(_string_value(node).lstrip("#").split())
+        if value:
             span.literals.append(value)
 
 

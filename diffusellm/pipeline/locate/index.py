@@ -17,6 +17,7 @@ from diffusellm.pipeline.locate.lexical import LexicalIndexes, build_lexical
 from diffusellm.pipeline.locate.store import (
     StoreConfig,
     SyncStats,
+    VectorCache,
     chunk_ids,
     open_collection,
     sync_collection,
@@ -24,7 +25,9 @@ from diffusellm.pipeline.locate.store import (
 from diffusellm.pipeline.paths import UnsafePathError, read_file
 from diffusellm.pipeline.project import list_python_files, module_name_for
 
-CACHE_NAME = "chunks-v1.sqlite"
+VECTORS_NAME = "vectors.sqlite"
+CACHE_NAME = "chunks-v2.sqlite"
+"""v2: identifiers in source order, string literals whole and all of them."""
 
 
 @dataclass
@@ -50,7 +53,8 @@ class RepoIndex:
     chunks: list[Chunk]
     ids: list[str]
     collection: Any
-    embedder: Embedder
+    """None when built without an embedder (no dense signal)."""
+    embedder: Embedder | None
     lexical: LexicalIndexes
     stats: IndexStats
     position: dict[str, int] = field(default_factory=lambda: {})
@@ -138,18 +142,21 @@ def _by_file(chunks: list[Chunk]) -> dict[str, list[Chunk]]:
 def build_index(
     root: Path,
     index_dir: Path,
-    embedder: Embedder,
+    embedder: Embedder | None,
     *,
     store: StoreConfig | None = None,
     transform: Callable[[list[Chunk]], list[Chunk]] | None = None,
     previous: RepoIndex | None = None,
+    embed_only: Callable[[Chunk], bool] | None = None,
 ) -> RepoIndex:
     """Bring the index in `index_dir` up to date with `root` and return it ready to search.
 
     Only files whose blob id changed are chunked again and only their chunks embedded.
     `previous` (an index of the same repository and folder still in memory) spares reading the
     chunk cache and tokenizing unchanged chunks again. `transform` rewrites chunks before
-    indexing (the benchmark blanks docstrings with it)."""
+    indexing (the benchmark blanks docstrings with it). Only chunks `embed_only` accepts are
+    embedded (all by default; none without an embedder); vectors are cached by exact text in
+    `index_dir/vectors.sqlite`."""
     started = time.perf_counter()
     stats = IndexStats()
     cache_path = index_dir / CACHE_NAME
@@ -164,13 +171,20 @@ def build_index(
     stats.files, stats.chunks = len(by_file), len(chunks)
     stats.chunk_s = time.perf_counter() - started
     ids = chunk_ids(chunks)
-    collection = open_collection(store or StoreConfig(path=index_dir / "chroma"), embedder.name)
-    synced: SyncStats = sync_collection(collection, chunks, ids, embedding_text, embedder)
-    stats.embedded, stats.removed = synced.embedded, synced.removed
+    collection = None
+    if embedder is not None:
+        collection = open_collection(store or StoreConfig(path=index_dir / "chroma"),
+                                     embedder.name)
+        pairs = [(c, i) for c, i in zip(chunks, ids, strict=True)
+                 if embed_only is None or embed_only(c)]
+        synced: SyncStats = sync_collection(
+            collection, [c for c, _ in pairs], [i for _, i in pairs], embedding_text, embedder,
+            VectorCache(index_dir / VECTORS_NAME))
+        stats.embedded, stats.removed = synced.embedded, synced.removed
+        save = getattr(embedder, "save", None)
+        if callable(save):
+            save()
     stats.embed_s = time.perf_counter() - started - stats.chunk_s
-    save = getattr(embedder, "save", None)
-    if callable(save):
-        save()
     lexical = build_lexical(chunks, ids, previous.lexical.tokens if previous else None)
     stats.total_s = time.perf_counter() - started
     stats.lexical_s = stats.total_s - stats.chunk_s - stats.embed_s

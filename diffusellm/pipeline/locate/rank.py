@@ -11,6 +11,9 @@ from numpy.typing import NDArray
 
 _FRAME = re.compile(r'File "([^"]+)", line (\d+)(?:, in ([\w<>.]+))?')
 _PATH = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w.-]+\.py)(?::(\d+))?\b")
+_ANY_PATH = re.compile(
+    r"(?<![\w/\\.:-])((?:[A-Za-z]:)?[/\\]?(?:[\w.-]+[/\\])*[\w.-]+\.py)(?::(\d+))?(?::? in ([\w<>.]+))?")
+"""Also absolute and Windows paths, and pytest's `pkg/mod.py:352: in func` frames."""
 _BACKTICK = re.compile(r"`{1,3}([^`\n]+)`{1,3}")
 _DOTTED = re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+\b")
 _CALLED = re.compile(r"\b([A-Za-z_]\w*)\(")
@@ -44,12 +47,22 @@ def _add(items: list[str], value: str) -> None:
         items.append(value)
 
 
-def extract_seeds(text: str) -> IssueSeeds:
-    """Pull frames (deepest first), paths, dotted/backticked/called/snake_case names and errors."""
+def _frames(text: str, written_paths: bool) -> list[Frame]:
+    """Traceback frames in text order: `File "x.py", line N, in f`, and with `written_paths`
+    every `path.py:N` (pytest's `path.py:352: in func`, log lines, absolute paths)."""
+    found = [(m.start(), Frame(m[1], int(m[2]), m[3] or "")) for m in _FRAME.finditer(text)]
+    if written_paths:
+        found += [(m.start(), Frame(m[1], int(m[2]), m[3] or ""))
+                  for m in _ANY_PATH.finditer(text) if m[2]]
+    return [f for _, f in sorted(found, key=lambda p: p[0])]
+
+
+def extract_seeds(text: str, *, written_paths: bool = True) -> IssueSeeds:
+    """Pull frames (deepest first), paths, dotted/backticked/called/snake_case names and errors.
+    `written_paths` also reads pytest-style frames and absolute paths."""
     seeds = IssueSeeds()
-    frames = [Frame(m[1], int(m[2]), m[3] or "") for m in _FRAME.finditer(text)]
-    seeds.frames = list(reversed(frames))
-    for m in _PATH.finditer(text):
+    seeds.frames = list(reversed(_frames(text, written_paths)))
+    for m in (_ANY_PATH if written_paths else _PATH).finditer(text):
         _add(seeds.paths, m[1])
     for m in _BACKTICK.finditer(text):
         for inner in _DOTTED.findall(m[1]) or re.findall(r"[A-Za-z_]\w*", m[1])[:1]:

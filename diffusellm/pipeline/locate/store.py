@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,14 +83,61 @@ def _metadata(chunk: Chunk) -> dict[str, str | int | bool]:
     }
 
 
+@dataclass
+class VectorCache:
+    """Vectors by embedder and exact text (SQLite): a chunk whose file changed but whose own text
+    did not is never embedded again, and neither is the same text at another commit."""
+
+    path: Path
+    hits: int = 0
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path)
+        conn.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
+        return conn
+
+    @staticmethod
+    def key(embedder_name: str, text: str) -> str:
+        """The cache key of a text embedded by this embedder."""
+        data = f"{embedder_name}\0{text}".encode("utf-8", "surrogatepass")
+        return hashlib.sha1(data, usedforsecurity=False).hexdigest()
+
+    def embed(self, embedder: Embedder, texts: Sequence[str]) -> Vectors:
+        """Vectors of the texts: cached ones read back, the others embedded and stored."""
+        keys = [self.key(embedder.name, t) for t in texts]
+        conn = self._connect()
+        try:
+            found: dict[str, bytes] = {}
+            for start in range(0, len(keys), 900):
+                part = keys[start:start + 900]
+                marks = ",".join("?" * len(part))
+                found.update(conn.execute(
+                    f"SELECT key, vec FROM vectors WHERE key IN ({marks})", part).fetchall())
+            missing = [j for j, k in enumerate(keys) if k not in found]
+            fresh = embedder.embed([texts[j] for j in missing]) if missing else None
+            if fresh is not None:
+                with conn:
+                    conn.executemany("INSERT OR REPLACE INTO vectors (key, vec) VALUES (?, ?)",
+                                     [(keys[j], fresh[n].tobytes()) for n, j in enumerate(missing)])
+                found.update((keys[j], fresh[n].tobytes()) for n, j in enumerate(missing))
+        finally:
+            conn.close()
+        self.hits += len(keys) - len(missing)
+        return np.stack([np.frombuffer(found[k], dtype=np.float32) for k in keys]) if keys else (
+            np.zeros((0, 0), dtype=np.float32))
+
+
 def sync_collection(
     collection: Any,
     chunks: Sequence[Chunk],
     ids: Sequence[str],
     text_of: Callable[[Chunk], str],
     embedder: Embedder,
+    cache: VectorCache | None = None,
 ) -> SyncStats:
-    """Make the collection hold exactly these chunks: embed only ids it lacks, drop the rest."""
+    """Make the collection hold exactly these chunks: embed only ids it lacks (through `cache`
+    when given), drop the rest."""
     existing: set[str] = set(collection.get(include=[])["ids"])
     wanted = dict(zip(ids, chunks, strict=True))
     new = [i for i in ids if i not in existing]
@@ -98,7 +147,8 @@ def sync_collection(
         collection.delete(ids=stale[start:start + batch])
     for start in range(0, len(new), batch):
         part = new[start:start + batch]
-        vectors = embedder.embed([text_of(wanted[i]) for i in part])
+        texts = [text_of(wanted[i]) for i in part]
+        vectors = cache.embed(embedder, texts) if cache else embedder.embed(texts)
         collection.add(ids=part, embeddings=vectors,
                        metadatas=[_metadata(wanted[i]) for i in part])
     return SyncStats(embedded=len(new), removed=len(stale), kept=len(ids) - len(new))

@@ -30,10 +30,39 @@ I think `PriceBook.lookup` and compute_total() are fine.
 
 
 def test_frames_come_deepest_first() -> None:
-    seeds = extract_seeds(ISSUE)
+    seeds = extract_seeds(ISSUE, written_paths=False)
     assert seeds.frames[0] == Frame("/venv/lib/python3.11/site-packages/shop/pricing.py", 41,
                                     "apply_discount")
     assert [f.func for f in seeds.frames] == ["apply_discount", "checkout", "<module>"]
+
+
+def test_written_path_and_line_is_a_frame_too() -> None:
+    seeds = extract_seeds(ISSUE)
+    assert seeds.frames[-1] == Frame("shop/pricing.py", 41, "")
+
+
+PYTEST_LOG = """    def test_round():
+>       assert total(cart) == 3
+tests/test_cart.py:12:
+_ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _
+/home/ci/work/shop/src/shop/pricing.py:352: in total
+    return round(value, places)
+E   TypeError: bad places
+C:\\build\\shop\\src\\shop\\money.py:7: TypeError
+"""
+
+
+def test_pytest_frames_and_absolute_and_windows_paths_are_read() -> None:
+    seeds = extract_seeds(PYTEST_LOG)
+    assert seeds.frames[0] == Frame("C:\\build\\shop\\src\\shop\\money.py", 7, "")
+    assert seeds.frames[1] == Frame("/home/ci/work/shop/src/shop/pricing.py", 352, "total")
+    assert seeds.frames[2] == Frame("tests/test_cart.py", 12, "")
+    assert "/home/ci/work/shop/src/shop/pricing.py" in seeds.paths
+
+
+def test_without_written_paths_absolute_paths_are_not_frames() -> None:
+    seeds = extract_seeds(PYTEST_LOG, written_paths=False)
+    assert seeds.frames == []
 
 
 def test_paths_names_and_errors_are_found() -> None:
