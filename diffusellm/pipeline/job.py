@@ -58,8 +58,12 @@ class RunReport(BaseModel):
     job_id: str
     repo: str
     base_commit: str
-    status: Literal["succeeded", "validation_failed", "generation_failed", "needs_clarification", "needs_approval"]
-    """`generation_failed`: no generated version could be validated; `needs_clarification`: the
+    status: Literal[
+        "succeeded", "validation_failed", "not_validated", "generation_failed", "needs_clarification",
+        "needs_approval",
+    ]
+    """`not_validated`: a required check could not run (no branch, whatever `keep_failed` says);
+    `generation_failed`: no generated version could be validated; `needs_clarification`: the
     issue's author is asked `question`; `needs_approval`: `plan` waits for a person's approval."""
     branch: str | None
     commit: str | None
@@ -202,6 +206,9 @@ def finish_job(
     """Save the patch, commit when allowed, write summary.md and report.json (no `report`: nothing
     was validated, and `status` says why)."""
     status = status or ("succeeded" if report is not None and report.passed else "validation_failed")
+    if report is not None and report.missing and not report.failed and status in ("succeeded", "validation_failed"):
+        status = "not_validated"
+        generated = {**generated, "stopped_because": not_validated_text(report)}
     patch = _save_patch(job.wt, job.job_dir)
     committable = status == "succeeded" or (status == "validation_failed" and job.settings.commit.keep_failed)
     branch, commit = _commit(job, spec, prep.profile) if committable else (None, None)
@@ -241,6 +248,15 @@ def _default_python() -> str:
     return sys.executable
 
 
+def not_validated_text(report: ValidationReport) -> str:
+    """Why a change was not validated, and how to make the required checks run."""
+    return (
+        "not validated: required check(s) did not run (" + "; ".join(report.missing) + "); add a "
+        "`setup:` list of install commands (and `python:`) to .github/diffusellm.yml so the "
+        "repository's tests can run, or narrow `require:` there to opt out"
+    )
+
+
 def _added_tests(spec: Spec) -> list[str]:
     """Test files the spec adds tests to: they must pass outright, like acceptance tests."""
     return sorted({op.path for op in spec.operations if isinstance(op, AddTest)})
@@ -249,6 +265,8 @@ def _added_tests(spec: Spec) -> list[str]:
 def validate_job(job: JobContext, spec: Spec, touched: list[str], ruff_config: Path) -> ValidationReport:
     """Phase 6: the checks in the sandbox against the base commit; new tests must pass outright."""
     tests = _select_tests(job.state, spec, [f for f in touched if f.endswith((".py", ".pyi"))])
+    if tests is not None:  # added tests count as selected; no test reaching the change: the whole suite
+        tests = [*tests, *_added_tests(spec)] or None
     acceptance = list(dict.fromkeys([*spec.acceptance.tests, *_added_tests(spec)]))
     with tempfile.TemporaryDirectory(prefix="diffusellm-base-") as tmp:
         base_dir = export_checkout(job.wt.repo, job.wt.base_commit, Path(tmp) / "base")

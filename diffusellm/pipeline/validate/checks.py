@@ -16,13 +16,15 @@ from diffusellm.errors import ConfigError
 from diffusellm.pipeline.validate.findings import (
     Finding,
     is_tool_failure,
+    missing_tool,
     new_findings,
     parse_junit,
     parse_pyright,
     parse_ruff,
+    tests_run,
     tool_failure,
 )
-from diffusellm.pipeline.validate.report import CheckName, CheckResult, ValidationReport
+from diffusellm.pipeline.validate.report import CheckName, CheckResult, CheckState, ValidationReport
 from diffusellm.pipeline.validate.sandbox import Sandbox, SandboxResult
 from diffusellm.pipeline.validate.settings import ValidationSettings
 
@@ -54,6 +56,7 @@ class _Run:
     result: SandboxResult | None = None
     argv: list[str] | None = None
     seen: set[str] | None = None
+    tests_run: int = 0
 
 
 def validate_change(
@@ -92,9 +95,10 @@ def validate_change(
             _ruff_check(ctx, python_files, ruff_config),
             _pyright_check(ctx, python_files),
             _pytest_check(ctx, tests),
-            _acceptance_check(ctx, acceptance_tests),
         ]
-    return ValidationReport(checks=checks)
+        if acceptance_tests:
+            checks.append(_acceptance_check(ctx, acceptance_tests))
+    return ValidationReport(checks=checks, required=list(dict.fromkeys(settings.require)))
 
 
 def _copy(source: Path, side: Path) -> Path:
@@ -109,9 +113,9 @@ def _copy(source: Path, side: Path) -> Path:
 
 def _ruff_check(ctx: _Context, files: list[str], ruff_config: Path | None) -> CheckResult:
     if not ctx.settings.ruff:
-        return _skipped("ruff", "disabled in settings")
+        return _off("ruff")
     if not files:
-        return _skipped("ruff", "no changed Python files")
+        return _not_run("ruff", "no changed Python files")
 
     def argv(root: Path, present: list[str]) -> list[str]:
         return [
@@ -147,9 +151,9 @@ def _has_ruff_config(root: Path) -> bool:
 
 def _pyright_check(ctx: _Context, files: list[str]) -> CheckResult:
     if not ctx.settings.pyright:
-        return _skipped("pyright", "disabled in settings")
+        return _off("pyright")
     if not files:
-        return _skipped("pyright", "no changed Python files")
+        return _not_run("pyright", "no changed Python files")
 
     def argv(root: Path, present: list[str]) -> list[str]:
         return [
@@ -176,7 +180,8 @@ def _static_check(
             continue
         argv = build(root, present)
         result = ctx.sandbox.run(argv, workdir=root, env=_env(ctx, root))
-        runs.append(_Run(parse(root, result), result, argv))
+        missing = missing_tool(name, result)
+        runs.append(_Run([missing] if missing else parse(root, result), result, argv))
     count = len(_present(ctx.head, files))
     return _compare(name, runs[0], runs[1], f"{count} changed Python file(s)", ctx.renames)
 
@@ -191,13 +196,13 @@ def _present(root: Path, files: Sequence[str]) -> list[str]:
 
 def _pytest_check(ctx: _Context, tests: Sequence[str] | None) -> CheckResult:
     if not ctx.settings.pytest:
-        return _skipped("pytest", "disabled in settings")
+        return _off("pytest")
     if tests is not None and not tests:
-        return _skipped("pytest", "no tests selected")
+        return _not_run("pytest", "no tests selected")
     scope = "whole suite" if tests is None else _describe(tests, "selected")
     head_targets = None if tests is None else _targets(ctx.head, tests, whole_files=False)
     if head_targets == []:
-        return _skipped("pytest", "none of the selected tests exist on the change", scope)
+        return _not_run("pytest", "none of the selected tests exist on the change", scope)
     base_targets = None if tests is None else _targets(ctx.base, tests, whole_files=True)
     head = _pytest_run(ctx, ctx.head, head_targets, "junit.xml")
     base = _Run() if base_targets == [] else _pytest_run(ctx, ctx.base, base_targets, "junit.xml")
@@ -230,17 +235,22 @@ def _pytest_run(ctx: _Context, root: Path, targets: list[str] | None, report: st
         f"--junitxml={OUT_DIR}/{report}", "--rootdir=.", *(targets or []),
     ]
     result = ctx.sandbox.run(argv, workdir=root, env=_env(ctx, root))
-    findings, seen = parse_junit(root, root / OUT_DIR / report)
-    unusable = result.returncode not in (0, 1, 5) and not findings
-    if result.timed_out or unusable:
+    junit = root / OUT_DIR / report
+    findings, seen = parse_junit(root, junit)
+    ran = tests_run(junit)
+    missing = missing_tool("pytest", result)
+    if missing is not None:
+        return _Run([missing], result, argv, seen)
+    no_report = result.returncode != 0 and not junit.is_file()
+    if result.timed_out or (result.returncode not in (0, 1, 5) and not findings):
         findings.append(tool_failure("pytest", result, root))
-    return _Run(findings, result, argv, seen)
+    elif no_report:  # exit 1 without a report: something failed that pytest could not record
+        findings.append(Finding(("pytest", "no report"), tool_failure("pytest", result, root).line))
+    return _Run(findings, result, argv, seen, ran)
 
 
 def _acceptance_check(ctx: _Context, acceptance_tests: Sequence[str]) -> CheckResult:
     """The spec's acceptance tests must pass on the change outright, not only be no worse."""
-    if not acceptance_tests:
-        return _skipped("acceptance", "the spec names no acceptance tests")
     targets = list(dict.fromkeys(acceptance_tests))
     run = _pytest_run(ctx, ctx.head, targets, "junit-acceptance.xml")
     result = run.result
@@ -251,9 +261,10 @@ def _acceptance_check(ctx: _Context, acceptance_tests: Sequence[str]) -> CheckRe
     return CheckResult(
         name="acceptance",
         command=run.argv or [],
-        passed=not run.findings,
+        state="failed" if run.findings else "passed",
         new_failures=[f.line for f in run.findings],
         head_failures=len(run.findings),
+        tests_run=run.tests_run,
         scope=_describe(targets, "acceptance, must pass on the change"),
         output_tail=_tail(result),
         duration_s=result.duration_s if result else 0.0,
@@ -264,27 +275,50 @@ def _compare(
     name: CheckName, base: _Run, head: _Run, scope: str, renames: Mapping[str, str]
 ) -> CheckResult:
     new = new_findings(base.findings, head.findings, renames)
-    broken = [f.line for f in head.findings if is_tool_failure(f)]
-    skipped = None
-    if broken and not new:
-        skipped = f"{name} could not run on the base nor on the change: {broken[0]}"
+    state, reason = _state(name, base, head, new)
     runs = [r.result for r in (base, head) if r.result is not None]
     return CheckResult(
         name=name,
         command=head.argv or base.argv or [],
-        passed=not new,
-        new_failures=new,
+        state=state,
+        new_failures=new if state == "failed" else [],
         base_failures=len(base.findings),
         head_failures=len(head.findings),
+        tests_run=head.tests_run,
         scope=scope,
-        skipped_reason=skipped,
+        skipped_reason=reason,
         output_tail=_tail(head.result),
         duration_s=sum(r.duration_s for r in runs),
     )
 
 
-def _skipped(name: CheckName, reason: str, scope: str = "") -> CheckResult:
-    return CheckResult(name=name, command=[], passed=True, scope=scope, skipped_reason=reason)
+def _state(name: CheckName, base: _Run, head: _Run, new: list[str]) -> tuple[CheckState, str | None]:
+    """passed, failed or not run (with the reason): a check that could not run never passes."""
+    broken = [f.line for f in head.findings if is_tool_failure(f)]
+    base_broken = [f.line for f in base.findings if is_tool_failure(f)]
+    if broken and not new:
+        return "not_run", f"{name} could not run on the base nor on the change: {broken[0]}"
+    if base_broken and not broken and new:
+        return "not_run", (
+            f"{name} could not run on the base commit, so new failures cannot be told from old "
+            f"ones: {base_broken[0]}"
+        )
+    if new:
+        return "failed", None
+    if name == "pytest" and head.result is not None and head.tests_run == 0:
+        errors = [f.line for f in head.findings if "collection error" in f.line]
+        if errors:
+            return "not_run", f"no test ran on the change; collection error: {errors[0]}"
+        return "not_run", "no test was collected"
+    return "passed", None
+
+
+def _not_run(name: CheckName, reason: str, scope: str = "") -> CheckResult:
+    return CheckResult(name=name, command=[], state="not_run", scope=scope, skipped_reason=reason)
+
+
+def _off(name: CheckName) -> CheckResult:
+    return CheckResult(name=name, command=[], state="off", skipped_reason="switched off in settings")
 
 
 def _env(ctx: _Context, root: Path) -> dict[str, str]:

@@ -68,6 +68,29 @@ def tool_failure(tool: str, result: SandboxResult, root: Path | None = None) -> 
     return Finding(("run", tool, str(result.returncode)), f"{tool} failed ({why}): {detail}")
 
 
+def missing_tool(tool: str, result: SandboxResult) -> Finding | None:
+    """A tool-failure finding when the interpreter lacks `tool` or could not be started at all."""
+    absent = f"No module named {tool}" in result.stderr or f"No module named '{tool}'" in result.stderr
+    if result.returncode == 127 or (result.returncode == 1 and absent):
+        where = result.argv[0] if result.argv else "the checks' interpreter"
+        why = _problem_line(result.stderr) or f"exit code {result.returncode}"
+        return Finding(("run", tool, "missing"), f"{tool} is not available to {where}: {why}")
+    return None
+
+
+def tests_run(xml_path: Path) -> int:
+    """How many tests a junit report says ran (collection errors and skipped tests are not runs)."""
+    try:
+        tree = ET.parse(xml_path)
+    except (OSError, ET.ParseError):
+        return 0
+    count = 0
+    for case in tree.iter("testcase"):
+        if case.get("classname") and not any(c.tag == "skipped" for c in case):
+            count += 1
+    return count
+
+
 def is_tool_failure(finding: Finding) -> bool:
     """True for a finding about the tool itself not running, rather than about the code."""
     return finding.key[0] == "run"

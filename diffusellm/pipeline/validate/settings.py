@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from pathlib import PurePosixPath
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+CheckName = Literal["ruff", "pyright", "pytest", "acceptance"]
 
 
 class ValidationSettings(BaseModel):
@@ -15,6 +18,9 @@ class ValidationSettings(BaseModel):
     ruff: bool = True
     pyright: bool = True
     pytest: bool = True
+    require: list[CheckName] = ["pytest"]
+    """Checks that must run (pass or fail, not "not run" nor off): when one does not, the run
+    makes no branch and no pull request. A repository's `require:` may narrow it."""
     python: str | None = None
     """Interpreter that runs the checks (must have ruff, pyright, pytest, pytest-timeout);
     default: the worker's own. It must be visible in the sandbox."""
