@@ -10,11 +10,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from diffusellm.cli.crash import report_crash
 from diffusellm.config import Settings, load_settings
 from diffusellm.errors import EXIT_BAD_INPUT, DiffuseLLMError, InputError, RepositoryError
 from diffusellm.log import configure_logging
@@ -60,6 +62,10 @@ def _guard(as_json: bool, work: Callable[[], T]) -> T:
     except DiffuseLLMError as exc:
         _emit_error(exc, as_json)
         raise typer.Exit(exc.exit_code) from None
+    except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+        raise
+    except Exception as exc:  # the last resort: one line and the traceback's file, never a traceback
+        raise typer.Exit(report_crash(exc, as_json)) from None
 
 
 def _repo_dir(path: Path) -> Path:
@@ -427,5 +433,7 @@ def main() -> None:
     """Console entry point."""
     try:
         app()
+    except Exception as exc:  # raised outside a command's guard (option parsing, settings)
+        sys.exit(report_crash(exc, "--json" in sys.argv))
     except KeyboardInterrupt:
         sys.exit(EXIT_BAD_INPUT)

@@ -65,6 +65,8 @@ def apply_operations(
                 f"operations[{index}] ({op.op} {op.target}): {exc.message}",
                 hint=exc.hint or "nothing was changed",
             ) from None
+    if context is not None:
+        context.warnings.extend(project.skipped_warnings())
     return project.changes()
 
 
