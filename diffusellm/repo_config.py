@@ -109,6 +109,12 @@ def effective_settings(settings: Settings, config: RepoConfig) -> Settings:
         update["pytest_args"] = ["-p", "no:cacheprovider", *pytest_args(config.test_command)]
     if config.require is not None:
         update["require"] = list(config.require)
+    if config.setup is not None or config.python is not None:
+        env = settings.validation.environment
+        update["environment"] = env.model_copy(update={
+            "setup": config.setup if config.setup is not None else env.setup,
+            "python_version": config.python or env.python_version,
+        })
     if not update:
         return settings
     validation = settings.validation.model_copy(update=update)

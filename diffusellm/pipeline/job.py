@@ -34,6 +34,7 @@ from diffusellm.pipeline.understand.style.infer import profile_style, write_styl
 from diffusellm.pipeline.understand.style.profile import StyleProfile
 from diffusellm.pipeline.understand.trie import SignatureTrie
 from diffusellm.pipeline.validate.checks import validate_change
+from diffusellm.pipeline.validate.env_cache import prepare_environment
 from diffusellm.pipeline.validate.report import ValidationReport
 from diffusellm.pipeline.validate.sandbox import Sandbox
 from diffusellm.pipeline.workspace import (
@@ -270,6 +271,11 @@ def validate_job(job: JobContext, spec: Spec, touched: list[str], ruff_config: P
     acceptance = list(dict.fromkeys([*spec.acceptance.tests, *_added_tests(spec)]))
     with tempfile.TemporaryDirectory(prefix="diffusellm-base-") as tmp:
         base_dir = export_checkout(job.wt.repo, job.wt.base_commit, Path(tmp) / "base")
+        environment = prepare_environment(
+            base_dir, job.settings.validation.environment,
+            default_python=job.settings.validation.python or _default_python(),
+            cache_dir=job.settings.state_path() / "environments", sandbox=job.sandbox,
+        )
         return validate_change(
             base_dir=base_dir,
             head_dir=job.wt.path,
@@ -280,6 +286,7 @@ def validate_job(job: JobContext, spec: Spec, touched: list[str], ruff_config: P
             settings=job.settings.validation,
             ruff_config=ruff_config,
             renames=_renames(spec),
+            environment=environment,
         )
 
 

@@ -78,7 +78,18 @@ def validation_table(report: ValidationReport) -> str:
     unchecked = [u for u in report.unchecked if u.split(":", 1)[0] not in report.required]
     if unchecked and not report.failed:
         verdict += " **Not checked:** " + "; ".join(unchecked) + "."
-    return verdict + "\n\n" + "\n".join(rows)
+    return verdict + "\n\n" + "\n".join(rows) + _environment_line(report)
+
+
+def _environment_line(report: ValidationReport) -> str:
+    env = report.environment
+    if env is None:
+        return ""
+    if env.error:
+        return f"\n\nEnvironment ({_cell(env.how)}): **could not be built**: {code_span(' '.join(env.error.split()))}"
+    built = "from the cache" if env.cache_hit else f"built in {env.build_s:.1f}s"
+    packages = f", {env.packages} packages" if env.packages else ""
+    return f"\n\nEnvironment: {_cell(env.how)}; {code_span(env.python)}{packages}, {built}."
 
 
 def _files_section(changed_files: Sequence[str]) -> str:

@@ -11,8 +11,11 @@ import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from diffusellm.errors import ConfigError
+from diffusellm.pipeline.validate.env_cache import Environment
+from diffusellm.pipeline.validate.environment import EnvironmentInfo
 from diffusellm.pipeline.validate.findings import (
     Finding,
     is_tool_failure,
@@ -46,6 +49,16 @@ class _Context:
     settings: ValidationSettings
     python: str
     renames: Mapping[str, str]
+    test_python: str
+    """The interpreter pytest and pyright's import resolution use: the repository's environment's."""
+    mounts: tuple[Path, ...] = ()
+    env_error: str | None = None
+
+    def run(self, argv: list[str], root: Path) -> SandboxResult:
+        """Run a check in the sandbox, with the repository's environment visible when there is one."""
+        if self.mounts:
+            return self.sandbox.run(argv, workdir=root, env=_env(self, root), ro_paths=self.mounts)
+        return self.sandbox.run(argv, workdir=root, env=_env(self, root))
 
 
 @dataclass
@@ -70,11 +83,14 @@ def validate_change(
     settings: ValidationSettings,
     ruff_config: Path | None = None,
     renames: Mapping[str, str] | None = None,
+    environment: Environment | EnvironmentInfo | None = None,
 ) -> ValidationReport:
     """Run every enabled check on copies of both checkouts; report what the change made worse.
 
     `renames` (new identifier → old) lets a base failure whose message names a renamed symbol
-    match its respelled self on the change.
+    match its respelled self on the change. `environment`: the repository's own (pytest runs with
+    its interpreter, pyright resolves imports in it), the record of one that failed to build (the
+    tests are then "not run"), or None (the checks' own interpreter, `settings.python`).
     """
     if ruff_config is not None and not ruff_config.is_file():
         raise ConfigError(
@@ -90,6 +106,7 @@ def validate_change(
             settings=settings,
             python=settings.python or sys.executable,
             renames=dict(renames or {}),
+            **_environment_fields(environment, settings.python or sys.executable),
         )
         checks = [
             _ruff_check(ctx, python_files, ruff_config),
@@ -98,7 +115,18 @@ def validate_change(
         ]
         if acceptance_tests:
             checks.append(_acceptance_check(ctx, acceptance_tests))
-    return ValidationReport(checks=checks, required=list(dict.fromkeys(settings.require)))
+    info = environment.info if isinstance(environment, Environment) else environment
+    return ValidationReport(checks=checks, required=list(dict.fromkeys(settings.require)), environment=info)
+
+
+def _environment_fields(
+    environment: Environment | EnvironmentInfo | None, default: str
+) -> dict[str, Any]:
+    if isinstance(environment, Environment):
+        return {"test_python": str(environment.python), "mounts": environment.mounts}
+    if environment is not None and environment.error:
+        return {"test_python": default, "env_error": environment.error}
+    return {"test_python": default}
 
 
 def _copy(source: Path, side: Path) -> Path:
@@ -157,7 +185,7 @@ def _pyright_check(ctx: _Context, files: list[str]) -> CheckResult:
 
     def argv(root: Path, present: list[str]) -> list[str]:
         return [
-            ctx.python, "-m", "pyright", "--outputjson", "--pythonpath", ctx.python,
+            ctx.python, "-m", "pyright", "--outputjson", "--pythonpath", ctx.test_python,
             *(f"./{f}" if f.startswith("-") else f for f in present),
         ]
 
@@ -179,7 +207,7 @@ def _static_check(
             runs.append(_Run())
             continue
         argv = build(root, present)
-        result = ctx.sandbox.run(argv, workdir=root, env=_env(ctx, root))
+        result = ctx.run(argv, root)
         missing = missing_tool(name, result)
         runs.append(_Run([missing] if missing else parse(root, result), result, argv))
     count = len(_present(ctx.head, files))
@@ -197,6 +225,8 @@ def _present(root: Path, files: Sequence[str]) -> list[str]:
 def _pytest_check(ctx: _Context, tests: Sequence[str] | None) -> CheckResult:
     if not ctx.settings.pytest:
         return _off("pytest")
+    if ctx.env_error:
+        return _not_run("pytest", f"the repository's environment failed to build: {ctx.env_error}")
     if tests is not None and not tests:
         return _not_run("pytest", "no tests selected")
     scope = "whole suite" if tests is None else _describe(tests, "selected")
@@ -229,12 +259,12 @@ def _present_path(root: Path, path: str) -> bool:
 
 def _pytest_run(ctx: _Context, root: Path, targets: list[str] | None, report: str) -> _Run:
     argv = [
-        ctx.python, "-m", "pytest", *ctx.settings.pytest_args,
+        ctx.test_python, "-m", "pytest", *ctx.settings.pytest_args,
         "-p", "timeout", f"--timeout={ctx.settings.test_timeout_s}",
         "-o", "junit_family=xunit1", "--continue-on-collection-errors",
         f"--junitxml={OUT_DIR}/{report}", "--rootdir=.", *(targets or []),
     ]
-    result = ctx.sandbox.run(argv, workdir=root, env=_env(ctx, root))
+    result = ctx.run(argv, root)
     junit = root / OUT_DIR / report
     findings, seen = parse_junit(root, junit)
     ran = tests_run(junit)
@@ -251,6 +281,8 @@ def _pytest_run(ctx: _Context, root: Path, targets: list[str] | None, report: st
 
 def _acceptance_check(ctx: _Context, acceptance_tests: Sequence[str]) -> CheckResult:
     """The spec's acceptance tests must pass on the change outright, not only be no worse."""
+    if ctx.env_error:
+        return _not_run("acceptance", f"the repository's environment failed to build: {ctx.env_error}")
     targets = list(dict.fromkeys(acceptance_tests))
     run = _pytest_run(ctx, ctx.head, targets, "junit-acceptance.xml")
     result = run.result
@@ -305,6 +337,10 @@ def _state(name: CheckName, base: _Run, head: _Run, new: list[str]) -> tuple[Che
         )
     if new:
         return "failed", None
+    uncollected = [f.line for f in base.findings if "collection error" in f.line]
+    if name == "pytest" and uncollected:  # those tests ran on neither side: nothing says they pass
+        more = f" (and {len(uncollected) - 1} more)" if len(uncollected) > 1 else ""
+        return "not_run", f"collection error on the base: {uncollected[0]}{more}"
     if name == "pytest" and head.result is not None and head.tests_run == 0:
         errors = [f.line for f in head.findings if "collection error" in f.line]
         if errors:

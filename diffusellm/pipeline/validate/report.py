@@ -6,6 +6,7 @@ from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from diffusellm.pipeline.validate.environment import EnvironmentInfo
 from diffusellm.pipeline.validate.settings import CheckName
 
 __all__ = ["CheckName", "CheckResult", "CheckState", "ValidationReport"]
@@ -64,6 +65,8 @@ class ValidationReport(BaseModel):
     checks: list[CheckResult] = []
     required: list[CheckName] = []
     """Checks that had to run (`validation.require`, narrowed by the repository's config)."""
+    environment: EnvironmentInfo | None = None
+    """The repository's environment the tests ran in; None: the checks' own interpreter."""
 
     @property
     def failed(self) -> bool:

@@ -339,6 +339,19 @@ def test_a_check_that_did_not_run_is_never_called_passed() -> None:
     assert unchecked_title("Rename greet", ValidationReport(checks=[report().checks[0]])) == "Rename greet"
 
 
+def test_the_validation_table_names_the_environment_the_tests_ran_in() -> None:
+    from diffusellm.pipeline.validate.environment import EnvironmentInfo
+
+    built = EnvironmentInfo(how="requirements-test.txt", python="/envs/k/venv/bin/python", packages=9,
+                            build_s=12.34)
+    text = validation_table(ValidationReport(checks=report().checks, environment=built))
+    assert text.endswith("Environment: requirements-test.txt; `/envs/k/venv/bin/python`, 9 packages, built in 12.3s.")
+    cached = built.model_copy(update={"cache_hit": True})
+    assert validation_table(ValidationReport(environment=cached)).endswith(", 9 packages, from the cache.")
+    failed = EnvironmentInfo(how="uv.lock", python="/usr/bin/python3", error="`uv sync` failed: no solution")
+    assert "Environment (uv.lock): **could not be built**: `" in validation_table(ValidationReport(environment=failed))
+
+
 def test_stored_reports_without_a_state_read_honestly() -> None:
     old = CheckResult.model_validate({"name": "pytest", "command": [], "passed": True,
                                       "skipped_reason": "could not run on the base nor on the change"})
