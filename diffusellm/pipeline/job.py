@@ -34,7 +34,8 @@ from diffusellm.pipeline.understand.style.infer import profile_style, write_styl
 from diffusellm.pipeline.understand.style.profile import StyleProfile
 from diffusellm.pipeline.understand.trie import SignatureTrie
 from diffusellm.pipeline.validate.checks import validate_change
-from diffusellm.pipeline.validate.env_cache import prepare_environment
+from diffusellm.pipeline.validate.env_cache import Environment, prepare_environment
+from diffusellm.pipeline.validate.environment import EnvironmentInfo
 from diffusellm.pipeline.validate.report import ValidationReport
 from diffusellm.pipeline.validate.sandbox import Sandbox
 from diffusellm.pipeline.workspace import (
@@ -128,6 +129,14 @@ class Prepared:
     profile: StyleProfile
     ruff_config: Path
     problems: list[str]
+    environment: Environment | EnvironmentInfo | None = None
+    """The repository's own test environment (or why it could not be built): the checks run in it
+    and reference finding (jedi) resolves imports in it."""
+
+    @property
+    def python(self) -> str | None:
+        """The environment's interpreter, when one was built."""
+        return str(self.environment.python) if isinstance(self.environment, Environment) else None
 
 
 def _dirty_paths(repo: Path) -> set[str]:
@@ -165,7 +174,13 @@ def prepare(job: JobContext) -> Prepared:
     job.phase("digesting repository")
     digest = digest_repository(job.wt.path, job.state.graph_db)
     problems = [f"{p.path} could not be parsed ({p.message}); it was left as it is" for p in digest.parse_errors]
-    return Prepared(profile, artifacts["ruff_config"], problems)
+    job.phase("building the repository's environment")
+    environment = prepare_environment(
+        job.wt.path, job.settings.validation.environment,
+        default_python=job.settings.validation.python or _default_python(),
+        cache_dir=job.settings.state_path() / "environments", sandbox=job.sandbox,
+    )
+    return Prepared(profile, artifacts["ruff_config"], problems, environment)
 
 
 def signature_trie(state: RepoState, operations: Sequence[Operation]) -> SignatureTrie | None:
@@ -263,7 +278,10 @@ def _added_tests(spec: Spec) -> list[str]:
     return sorted({op.path for op in spec.operations if isinstance(op, AddTest)})
 
 
-def validate_job(job: JobContext, spec: Spec, touched: list[str], ruff_config: Path) -> ValidationReport:
+def validate_job(
+    job: JobContext, spec: Spec, touched: list[str], ruff_config: Path,
+    environment: Environment | EnvironmentInfo | None = None,
+) -> ValidationReport:
     """Phase 6: the checks in the sandbox against the base commit; new tests must pass outright."""
     tests = _select_tests(job.state, spec, [f for f in touched if f.endswith((".py", ".pyi"))])
     if tests is not None:  # added tests count as selected; no test reaching the change: the whole suite
@@ -271,11 +289,6 @@ def validate_job(job: JobContext, spec: Spec, touched: list[str], ruff_config: P
     acceptance = list(dict.fromkeys([*spec.acceptance.tests, *_added_tests(spec)]))
     with tempfile.TemporaryDirectory(prefix="diffusellm-base-") as tmp:
         base_dir = export_checkout(job.wt.repo, job.wt.base_commit, Path(tmp) / "base")
-        environment = prepare_environment(
-            base_dir, job.settings.validation.environment,
-            default_python=job.settings.validation.python or _default_python(),
-            cache_dir=job.settings.state_path() / "environments", sandbox=job.sandbox,
-        )
         return validate_change(
             base_dir=base_dir,
             head_dir=job.wt.path,

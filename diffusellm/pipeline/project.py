@@ -88,11 +88,13 @@ class Project:
     modules: dict[str, str]
     _overlay: dict[str, str | None] = field(default_factory=lambda: {})
     _cache: dict[str, str] = field(default_factory=lambda: {})
+    python: str | None = None
+    """The repository's environment's interpreter (its packages are what imports resolve to)."""
     skipped: dict[str, str] = field(default_factory=lambda: {})
     """Files an analysis could not handle and left out (path → why), for the run's warnings."""
 
     @classmethod
-    def load(cls, root: Path) -> Project:
+    def load(cls, root: Path, python: str | None = None) -> Project:
         """Index the Python files under `root` by module name."""
         files = list_python_files(root)
         modules: dict[str, str] = {}
@@ -102,7 +104,7 @@ class Project:
             name = module_name_for(root, rel)
             if name and name not in modules:
                 modules[name] = rel
-        return cls(root=root, files=files, modules=modules)
+        return cls(root=root, files=files, modules=modules, python=python)
 
     def read(self, rel: str) -> str:
         """Current text of a file, pending edits included."""
