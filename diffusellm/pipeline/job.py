@@ -27,7 +27,7 @@ from diffusellm.pipeline.generate.loop import Attempt
 from diffusellm.pipeline.issue_plan import Localiser
 from diffusellm.pipeline.plan.candidates import Plan
 from diffusellm.pipeline.settings import GenerationSettings
-from diffusellm.pipeline.spec import AddFunction, AddTest, Operation, RenameSymbol, Spec
+from diffusellm.pipeline.spec import AddFunction, AddTest, MoveSymbol, Operation, RenameSymbol, Spec
 from diffusellm.pipeline.understand.digest.build import digest_repository
 from diffusellm.pipeline.understand.graph import KnowledgeGraph
 from diffusellm.pipeline.understand.style.infer import profile_style, write_style_artifacts
@@ -300,12 +300,21 @@ def validate_job(
             ruff_config=ruff_config,
             renames=_renames(spec),
             environment=environment,
+            moves=_moves(spec),
         )
 
 
 def _renames(spec: Spec) -> dict[str, str]:
     """New name → old name of every rename in the spec, to match respelled base failures."""
     return {op.new_name: op.target.rsplit(".", 1)[-1] for op in spec.operations if isinstance(op, RenameSymbol)}
+
+
+def _moves(spec: Spec) -> dict[str, str]:
+    """New qualname → old of every moved definition, so its findings follow it."""
+    return {
+        f"{op.to_module}.{op.target.rsplit('.', 1)[-1]}": op.target
+        for op in spec.operations if isinstance(op, MoveSymbol)
+    }
 
 
 def _save_patch(wt: Worktree, job_dir: Path) -> Path:

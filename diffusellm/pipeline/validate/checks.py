@@ -30,6 +30,7 @@ from diffusellm.pipeline.validate.findings import (
 from diffusellm.pipeline.validate.report import CheckName, CheckResult, CheckState, ValidationReport
 from diffusellm.pipeline.validate.sandbox import Sandbox, SandboxResult
 from diffusellm.pipeline.validate.settings import ValidationSettings
+from diffusellm.pipeline.validate.symbols import keyed_by_symbol, moved_back
 
 OUT_DIR = ".diffusellm-validate"
 """Inside each copy: where the checks write their reports (pytest does not collect dot dirs)."""
@@ -50,6 +51,8 @@ class _Context:
     python: str
     renames: Mapping[str, str]
     test_python: str
+    moves: Mapping[str, str] = field(default_factory=dict[str, str])
+    """New qualname → old of each moved definition, so its old findings stay old."""
     """The interpreter pytest and pyright's import resolution use: the repository's environment's."""
     mounts: tuple[Path, ...] = ()
     env_error: str | None = None
@@ -84,6 +87,7 @@ def validate_change(
     ruff_config: Path | None = None,
     renames: Mapping[str, str] | None = None,
     environment: Environment | EnvironmentInfo | None = None,
+    moves: Mapping[str, str] | None = None,
 ) -> ValidationReport:
     """Run every enabled check on copies of both checkouts; report what the change made worse.
 
@@ -106,6 +110,7 @@ def validate_change(
             settings=settings,
             python=settings.python or sys.executable,
             renames=dict(renames or {}),
+            moves=dict(moves or {}),
             **_environment_fields(environment, settings.python or sys.executable),
         )
         checks = [
@@ -209,9 +214,9 @@ def _static_check(
         argv = build(root, present)
         result = ctx.run(argv, root)
         missing = missing_tool(name, result)
-        runs.append(_Run([missing] if missing else parse(root, result), result, argv))
+        runs.append(_Run([missing] if missing else keyed_by_symbol(parse(root, result), root), result, argv))
     count = len(_present(ctx.head, files))
-    return _compare(name, runs[0], runs[1], f"{count} changed Python file(s)", ctx.renames)
+    return _compare(name, runs[0], runs[1], f"{count} changed Python file(s)", ctx.renames, ctx.moves)
 
 
 def _present(root: Path, files: Sequence[str]) -> list[str]:
@@ -304,9 +309,10 @@ def _acceptance_check(ctx: _Context, acceptance_tests: Sequence[str]) -> CheckRe
 
 
 def _compare(
-    name: CheckName, base: _Run, head: _Run, scope: str, renames: Mapping[str, str]
+    name: CheckName, base: _Run, head: _Run, scope: str, renames: Mapping[str, str],
+    moves: Mapping[str, str] | None = None,
 ) -> CheckResult:
-    new = new_findings(base.findings, head.findings, renames)
+    new = new_findings(base.findings, head.findings, renames, lambda key: moved_back(key, moves or {}))
     state, reason = _state(name, base, head, new)
     runs = [r.result for r in (base, head) if r.result is not None]
     return CheckResult(

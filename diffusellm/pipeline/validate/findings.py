@@ -6,7 +6,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -26,6 +26,9 @@ class Finding:
 
     key: tuple[str, ...]
     line: str
+    path: str = ""
+    """For linter findings: the file and row, to key them by the enclosing symbol (`symbols`)."""
+    row: int = 0
 
 
 def _unrename(key: tuple[str, ...], renames: Mapping[str, str]) -> tuple[str, ...]:
@@ -37,7 +40,10 @@ def _unrename(key: tuple[str, ...], renames: Mapping[str, str]) -> tuple[str, ..
 
 
 def new_findings(
-    base: Sequence[Finding], head: Sequence[Finding], renames: Mapping[str, str] | None = None
+    base: Sequence[Finding],
+    head: Sequence[Finding],
+    renames: Mapping[str, str] | None = None,
+    moved: Callable[[tuple[str, ...]], tuple[str, ...]] | None = None,
 ) -> list[str]:
     """Findings on head beyond those with the same key on base (a count, as keys may repeat).
 
@@ -48,6 +54,7 @@ def new_findings(
     new: list[str] = []
     for finding in head:
         key = _unrename(finding.key, renames or {})
+        key = moved(key) if moved else key
         if allowed[key] > 0:
             allowed[key] -= 1
         else:
@@ -108,7 +115,7 @@ def parse_ruff(root: Path, result: SandboxResult) -> list[Finding]:
         code = str(item.get("code") or "syntax-error")
         message = _scrub(root, str(item.get("message", "")))
         row = cast(dict[str, Any], item.get("location") or {}).get("row", 0)
-        found.append(Finding(("ruff", path, code, message), f"{path}:{row}: {code} {message}"))
+        found.append(Finding(("ruff", path, code, message), f"{path}:{row}: {code} {message}", path, int(row)))
     return found
 
 
@@ -129,7 +136,7 @@ def parse_pyright(root: Path, result: SandboxResult) -> list[Finding]:
         where = cast(dict[str, Any], item.get("range") or {})
         start = cast(dict[str, Any], where.get("start") or {})
         line = int(start.get("line", -1)) + 1
-        found.append(Finding(("pyright", path, rule, message), f"{path}:{line}: {rule} {message}"))
+        found.append(Finding(("pyright", path, rule, message), f"{path}:{line}: {rule} {message}", path, line))
     return found
 
 
