@@ -92,6 +92,7 @@ def _build(
         "UV_PROJECT_ENVIRONMENT": str(venv),
         "UV_PYTHON_DOWNLOADS": "never",
         "UV_NO_PROGRESS": "1",
+        "UV_NATIVE_TLS": "1",  # the system trust store (/etc/ssl, bound for the install step)
         "VIRTUAL_ENV": str(venv),
         "PATH": f"{venv}/bin:/usr/local/bin:/usr/bin:/bin",
     }
