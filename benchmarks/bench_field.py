@@ -182,8 +182,16 @@ def old_name_left(tree: Path, op: dict[str, Any]) -> list[str]:
     old = str(op["target"]).rsplit(".", 1)[-1]
     kind_method = str(op["target"]).count(".") >= 2 and str(op["target"]).split(".")[-2][:1].isupper()
     word = re.escape(old)
-    pattern = rf"\.{word}\(" if kind_method else rf"(import .*\b{word}\b|^\s*(def|class) {word}\b|^{word} =)"
-    done = subprocess.run(["git", "-C", str(tree), "grep", "-n", "-E", pattern, "--", "*.py"],
+    if kind_method:
+        return _grep(tree, rf"\.{word}\(", "*.py")
+    # Imports of the old name anywhere; its definition only in its own module (a test may define
+    # an unrelated local class or function of the same name).
+    own = Project.load(tree).path_of(str(op["target"]).rsplit(".", 1)[0]) or "*.py"
+    return _grep(tree, rf"import .*\b{word}\b", "*.py") + _grep(tree, rf"^(def|class) {word}\b|^{word} =", own)
+
+
+def _grep(tree: Path, pattern: str, where: str) -> list[str]:
+    done = subprocess.run(["git", "-C", str(tree), "grep", "-n", "-E", pattern, "--", where],
                           capture_output=True, text=True, check=False)
     return done.stdout.splitlines()[:5]
 
