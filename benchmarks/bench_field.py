@@ -233,7 +233,7 @@ def _since(started: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--projects", default="")
     parser.add_argument("--cases", default="")
