@@ -16,10 +16,16 @@ from diffusellm.config import Settings
 from diffusellm.errors import ConfigError
 from diffusellm.pipeline.understand.style.guidance import read_guidance
 from diffusellm.pipeline.understand.style.profile import RepoGuidance
+from diffusellm.pipeline.validate.settings import CheckName
 
 REPO_CONFIG_PATH = ".github/diffusellm.yml"
-_HINT = f"fix {REPO_CONFIG_PATH} on the default branch (keys: " \
-        "trigger_label, draft, allowed_paths, blocked_paths, test_command, max_attempts)"
+_HINT = f"fix {REPO_CONFIG_PATH} on the default branch (keys: trigger_label, draft, " \
+        "allowed_paths, blocked_paths, test_command, max_attempts, require, setup, python)"
+SETUP_HINT = (
+    f"make the repository's tests runnable: add to {REPO_CONFIG_PATH} a `setup:` list of install "
+    "commands (e.g. `pip install -e .[test]`) and `python:` (e.g. \"3.12\"), or opt out with "
+    "`require: []` (the pull request then says plainly what was not checked)"
+)
 _PYTEST_FORMS = (("pytest",), ("python", "-m", "pytest"), ("python3", "-m", "pytest"))
 
 Glob = Annotated[str, Field(min_length=1, max_length=200)]
@@ -39,6 +45,13 @@ class RepoConfig(BaseModel):
     test_command: Annotated[str, Field(max_length=500)] | None = None
     """`pytest ARGS...` or `python -m pytest ARGS...`; ARGS replace the configured pytest args."""
     max_attempts: int = Field(default=3, ge=1, le=10)
+    require: list[CheckName] | None = None
+    """Checks that must run for a pull request to open; None: the worker's `validation.require`."""
+    setup: Annotated[list[Annotated[str, Field(min_length=1, max_length=1000)]], Field(max_length=20)] | None = None
+    """Commands that install the test environment, run in the sandbox with the package index
+    reachable; they replace the detected install steps."""
+    python: Annotated[str, Field(pattern=r"^3\.[0-9]{1,2}$")] | None = None
+    """The Python version the test environment is built with, e.g. "3.12"."""
 
     @field_validator("test_command")
     @classmethod
@@ -94,11 +107,21 @@ def path_violations(config: RepoConfig, files: Sequence[str]) -> list[str]:
 
 
 def effective_settings(settings: Settings, config: RepoConfig) -> Settings:
-    """`settings` with the repository's test command applied."""
-    if config.test_command is None:
+    """`settings` with the repository's test command and required checks applied."""
+    update: dict[str, object] = {}
+    if config.test_command is not None:
+        update["pytest_args"] = ["-p", "no:cacheprovider", *pytest_args(config.test_command)]
+    if config.require is not None:
+        update["require"] = list(config.require)
+    if config.setup is not None or config.python is not None:
+        env = settings.validation.environment
+        update["environment"] = env.model_copy(update={
+            "setup": config.setup if config.setup is not None else env.setup,
+            "python_version": config.python or env.python_version,
+        })
+    if not update:
         return settings
-    args = ["-p", "no:cacheprovider", *pytest_args(config.test_command)]
-    validation = settings.validation.model_copy(update={"pytest_args": args})
+    validation = settings.validation.model_copy(update=update)
     return settings.model_copy(update={"validation": validation})
 
 

@@ -60,5 +60,7 @@ def unpack_sdist(name: str, dest: Path) -> Path:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    """Default settings with the state folder inside the test's tmp_path."""
-    return load_settings(None, [f"state_dir={tmp_path / 'state'}"])
+    """Default settings with the state folder inside the test's tmp_path; checks use diffusellm's own
+    interpreter (tests have no network to build a repository's environment; test_environment does,
+    offline)."""
+    return load_settings(None, [f"state_dir={tmp_path / 'state'}", "validation.environment.build=false"])

@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 from urllib.parse import urlsplit
 
+import click
 import typer
 from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import TaskID
 
+from diffusellm.cli.crash import report_crash
 from diffusellm.config import Settings, load_settings
 from diffusellm.errors import ConfigError, DiffuseLLMError, InputError, RepositoryError
 from diffusellm.log import configure_logging
@@ -77,12 +79,17 @@ def emit_error(exc: DiffuseLLMError, as_json: bool) -> None:
 
 
 def guard(as_json: bool, work: Callable[[], T]) -> T:
-    """Run a command body; turn our errors into a message and the error's exit code."""
+    """Run a command body; turn our errors into a message and the error's exit code, and anything
+    unexpected into one line, a saved traceback and exit 2 (`crash`)."""
     try:
         return work()
     except DiffuseLLMError as exc:
         emit_error(exc, as_json)
         raise typer.Exit(exc.exit_code) from None
+    except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+        raise
+    except Exception as exc:  # the last resort: never a traceback on the user's terminal
+        raise typer.Exit(report_crash(exc, as_json)) from None
 
 
 def repo_dir(path: Path) -> Path:

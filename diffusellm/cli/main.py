@@ -27,6 +27,7 @@ from diffusellm.cli.common import (
     repo_dir,
     server_url,
 )
+from diffusellm.cli.crash import report_crash
 from diffusellm.cli.learn import learn_app
 from diffusellm.errors import EXIT_BAD_INPUT, DiffuseLLMError, InputError
 
@@ -307,3 +308,5 @@ def main() -> None:
     except DiffuseLLMError as exc:  # raised outside a command's own guard
         emit_error(exc, False)
         sys.exit(exc.exit_code)
+    except Exception as exc:  # raised outside a command's guard (option parsing, settings)
+        sys.exit(report_crash(exc, "--json" in sys.argv))

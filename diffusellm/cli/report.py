@@ -202,6 +202,12 @@ def print_run(console: Console, data: dict[str, Any]) -> None:
     for path in data["changed_files"]:
         console.print(f"  {path}")
     console.print(validation_table(data["validation"]["checks"]))
+    env = data["validation"].get("environment")
+    if env:
+        state = f"could not be built: {env['error']}" if env.get("error") else (
+            "from the cache" if env.get("cache_hit") else f"built in {env.get('build_s', 0):.1f}s")
+        console.print(f"environment: {escape(str(env.get('how')))} ({escape(str(env.get('python')))}, "
+                      f"{env.get('packages', 0)} packages, {escape(state)})")
     for check in data["validation"]["checks"]:
         for failure in check["new_failures"][:20]:
             console.print(f"  [red]{check['name']}[/]: {escape(failure)}", markup=True)

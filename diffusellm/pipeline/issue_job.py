@@ -144,7 +144,7 @@ def _trial(job: JobContext, prep: Prepared, spec: Spec) -> Callable[[Sequence[Op
         _reset(job.wt)
         context = GenerativeContext(trie=signature_trie(job.state, operations))
         try:
-            changes = apply_operations(job.wt.path, operations, context=context)
+            changes = apply_operations(job.wt.path, operations, context=context, python=prep.python)
         except OperationError as exc:
             return TrialResult(report=None, error=exc.message)
         write_changes(job.wt.path, changes)
@@ -152,7 +152,7 @@ def _trial(job: JobContext, prep: Prepared, spec: Spec) -> Callable[[Sequence[Op
         written = written_functions(Project.load(job.wt.path), operations)
         attempt = spec.model_copy(update={"operations": list(operations)})
         job.phase("validating in sandbox")
-        report = validate_job(job, attempt, changed_files(job.wt), prep.ruff_config)
+        report = validate_job(job, attempt, changed_files(job.wt), prep.ruff_config, prep.environment)
         return TrialResult(report=report, written=written)
 
     return trial

@@ -28,13 +28,15 @@ from diffusellm.pipeline.generate.loop import Attempt
 from diffusellm.pipeline.issue_plan import Localiser, Located
 from diffusellm.pipeline.plan.candidates import Plan
 from diffusellm.pipeline.settings import GenerationSettings
-from diffusellm.pipeline.spec import AddFunction, AddTest, Operation, RenameSymbol, Spec
+from diffusellm.pipeline.spec import AddFunction, AddTest, MoveSymbol, Operation, RenameSymbol, Spec
 from diffusellm.pipeline.understand.digest.build import digest_repository
 from diffusellm.pipeline.understand.graph import KnowledgeGraph
 from diffusellm.pipeline.understand.style.infer import profile_style, write_style_artifacts
 from diffusellm.pipeline.understand.style.profile import StyleProfile
 from diffusellm.pipeline.understand.trie import SignatureTrie
 from diffusellm.pipeline.validate.checks import validate_change
+from diffusellm.pipeline.validate.env_cache import Environment, prepare_environment
+from diffusellm.pipeline.validate.environment import EnvironmentInfo
 from diffusellm.pipeline.validate.report import ValidationReport
 from diffusellm.pipeline.validate.sandbox import Sandbox
 from diffusellm.pipeline.workspace import (
@@ -59,8 +61,12 @@ class RunReport(BaseModel):
     job_id: str
     repo: str
     base_commit: str
-    status: Literal["succeeded", "validation_failed", "generation_failed", "needs_clarification", "needs_approval"]
-    """`generation_failed`: no generated version could be validated; `needs_clarification`: the
+    status: Literal[
+        "succeeded", "validation_failed", "not_validated", "generation_failed", "needs_clarification",
+        "needs_approval",
+    ]
+    """`not_validated`: a required check could not run (no branch, whatever `keep_failed` says);
+    `generation_failed`: no generated version could be validated; `needs_clarification`: the
     issue's author is asked `question`; `needs_approval`: `plan` waits for a person's approval."""
     branch: str | None
     commit: str | None
@@ -131,6 +137,14 @@ class Prepared:
     profile: StyleProfile
     ruff_config: Path
     problems: list[str]
+    environment: Environment | EnvironmentInfo | None = None
+    """The repository's own test environment (or why it could not be built): the checks run in it
+    and reference finding (jedi) resolves imports in it."""
+
+    @property
+    def python(self) -> str | None:
+        """The environment's interpreter, when one was built."""
+        return str(self.environment.python) if isinstance(self.environment, Environment) else None
 
 
 def _dirty_paths(repo: Path) -> set[str]:
@@ -168,7 +182,13 @@ def prepare(job: JobContext) -> Prepared:
     job.phase("digesting repository")
     digest = digest_repository(job.wt.path, job.state.graph_db)
     problems = [f"{p.path} could not be parsed ({p.message}); it was left as it is" for p in digest.parse_errors]
-    return Prepared(profile, artifacts["ruff_config"], problems)
+    job.phase("building the repository's environment")
+    environment = prepare_environment(
+        job.wt.path, job.settings.validation.environment,
+        default_python=job.settings.validation.python or _default_python(),
+        cache_dir=job.settings.state_path() / "environments", sandbox=job.sandbox,
+    )
+    return Prepared(profile, artifacts["ruff_config"], problems, environment)
 
 
 def signature_trie(state: RepoState, operations: Sequence[Operation]) -> SignatureTrie | None:
@@ -212,6 +232,9 @@ def finish_job(
     """Save the patch, commit when allowed, write summary.md and report.json (no `report`: nothing
     was validated, and `status` says why)."""
     status = status or ("succeeded" if report is not None and report.passed else "validation_failed")
+    if report is not None and report.missing and not report.failed and status in ("succeeded", "validation_failed"):
+        status = "not_validated"
+        generated = {**generated, "stopped_because": not_validated_text(report)}
     patch = _save_patch(job.wt, job.job_dir)
     committable = status == "succeeded" or (status == "validation_failed" and job.settings.commit.keep_failed)
     branch, commit = _commit(job, spec, prep.profile) if committable else (None, None)
@@ -254,14 +277,28 @@ def _default_python() -> str:
     return sys.executable
 
 
+def not_validated_text(report: ValidationReport) -> str:
+    """Why a change was not validated, and how to make the required checks run."""
+    return (
+        "not validated: required check(s) did not run (" + "; ".join(report.missing) + "); add a "
+        "`setup:` list of install commands (and `python:`) to .github/diffusellm.yml so the "
+        "repository's tests can run, or narrow `require:` there to opt out"
+    )
+
+
 def _added_tests(spec: Spec) -> list[str]:
     """Test files the spec adds tests to: they must pass outright, like acceptance tests."""
     return sorted({op.path for op in spec.operations if isinstance(op, AddTest)})
 
 
-def validate_job(job: JobContext, spec: Spec, touched: list[str], ruff_config: Path) -> ValidationReport:
+def validate_job(
+    job: JobContext, spec: Spec, touched: list[str], ruff_config: Path,
+    environment: Environment | EnvironmentInfo | None = None,
+) -> ValidationReport:
     """Phase 6: the checks in the sandbox against the base commit; new tests must pass outright."""
     tests = _select_tests(job.state, spec, [f for f in touched if f.endswith((".py", ".pyi"))])
+    if tests is not None:  # added tests count as selected; no test reaching the change: the whole suite
+        tests = [*tests, *_added_tests(spec)] or None
     acceptance = list(dict.fromkeys([*spec.acceptance.tests, *_added_tests(spec)]))
     with tempfile.TemporaryDirectory(prefix="diffusellm-base-") as tmp:
         base_dir = export_checkout(job.wt.repo, job.wt.base_commit, Path(tmp) / "base")
@@ -275,12 +312,22 @@ def validate_job(job: JobContext, spec: Spec, touched: list[str], ruff_config: P
             settings=job.settings.validation,
             ruff_config=ruff_config,
             renames=_renames(spec),
+            environment=environment,
+            moves=_moves(spec),
         )
 
 
 def _renames(spec: Spec) -> dict[str, str]:
     """New name → old name of every rename in the spec, to match respelled base failures."""
     return {op.new_name: op.target.rsplit(".", 1)[-1] for op in spec.operations if isinstance(op, RenameSymbol)}
+
+
+def _moves(spec: Spec) -> dict[str, str]:
+    """New qualname → old of every moved definition, so its findings follow it."""
+    return {
+        f"{op.to_module}.{op.target.rsplit('.', 1)[-1]}": op.target
+        for op in spec.operations if isinstance(op, MoveSymbol)
+    }
 
 
 def _save_patch(wt: Worktree, job_dir: Path) -> Path:

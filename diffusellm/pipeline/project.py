@@ -94,11 +94,15 @@ class Project:
     undecodable: dict[str, tuple[str, bytes]] = field(default_factory=lambda: {})
     _overlay: dict[str, str | None] = field(default_factory=lambda: {})
     _cache: dict[str, str] = field(default_factory=lambda: {})
+    python: str | None = None
+    """The repository's environment's interpreter (its packages are what imports resolve to)."""
+    skipped: dict[str, str] = field(default_factory=lambda: {})
+    """Files an analysis could not handle and left out (path → why), for the run's warnings."""
 
     @classmethod
-    def load(cls, root: Path) -> Project:
+    def load(cls, root: Path, python: str | None = None) -> Project:
         """Index the Python files under `root` by module name."""
-        project = cls(root=root, files=[], modules={})
+        project = cls(root=root, files=[], modules={}, python=python)
         for rel in list_python_files(root):
             data = read_file(root, rel)
             try:
@@ -189,6 +193,17 @@ class Project:
                 f"cannot refactor safely: {rel} has a syntax error at line {exc.raw_line}",
                 hint="fix the syntax error first; nothing was changed",
             ) from None
+
+    def skip(self, rel: str, reason: str) -> None:
+        """Leave a file the analysis cannot handle out of it, and remember why."""
+        self.skipped.setdefault(rel, reason)
+
+    def skipped_warnings(self) -> list[str]:
+        """One warning per skipped file, naming it and what that means."""
+        return [
+            f"{rel} was skipped ({why}); uses of the changed names in it, if any, were not updated"
+            for rel, why in sorted(self.skipped.items())
+        ]
 
     def changes(self) -> dict[str, str | None]:
         """Files changed so far: path → new text (None when deleted)."""

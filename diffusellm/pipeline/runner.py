@@ -156,14 +156,14 @@ def _spec_job(job: JobContext, spec: Spec, models: Models) -> RunReport:
         return generate(job, prep, planned, models)
     job.phase("applying operations")
     context = GenerativeContext(trie=signature_trie(job.state, spec.operations))
-    changes = apply_operations(job.wt.path, spec.operations, context=context)
+    changes = apply_operations(job.wt.path, spec.operations, context=context, python=prep.python)
     warnings = refuse_if_in_the_way(job.info, sorted(changes)) + prep.problems + context.warnings
     write_changes(job.wt.path, changes)
     format_changed(job, prep)
     changelog = write_changelog(job, prep, spec)
     touched = changed_files(job.wt)
     job.phase("validating in sandbox")
-    report = validate_job(job, spec, touched, prep.ruff_config)
+    report = validate_job(job, spec, touched, prep.ruff_config, prep.environment)
     return finish_job(job, prep, spec, report, touched, changelog, warnings)
 
 

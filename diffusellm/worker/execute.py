@@ -22,6 +22,7 @@ from diffusellm.forge.github_settings import GitHubSettings, secrets_from_env
 from diffusellm.forge.local import LocalForge
 from diffusellm.jobs.model import EDITED_SPEC_KEY, SPEC_AUTHOR_KEY, SPEC_BY_MODEL, Job, JobCommand
 from diffusellm.learn.outcomes import OutcomeStore
+from diffusellm.pipeline.deliver.summary import unchecked_title
 from diffusellm.pipeline.job import Models, RunReport
 from diffusellm.pipeline.runner import run_issue, run_spec
 from diffusellm.pipeline.spec import Spec, load_spec_text
@@ -29,6 +30,7 @@ from diffusellm.pipeline.validate.sandbox import Sandbox
 from diffusellm.pipeline.workspace import run_git
 from diffusellm.repo_config import (
     REPO_CONFIG_PATH,
+    SETUP_HINT,
     RepoConfig,
     config_with_guidance,
     effective_settings,
@@ -390,6 +392,8 @@ def _make_change(run: _Run, config: RepoConfig, spec: Spec) -> tuple[RunReport, 
 
 
 def _why_not(report: RunReport) -> str:
+    if report.status == "not_validated":
+        return f"the change was {report.stopped_because}\n\n" + check_output(report.validation).summary
     if report.validation.checks:
         return "validation found new failures against the base commit:\n\n" + check_output(report.validation).summary
     return f"no version of the generated code could be validated: {report.stopped_because or report.status}"
@@ -403,7 +407,8 @@ def _accepted(run: _Run, config: RepoConfig, report: RunReport, pr: PullRequest 
             failure_text(
                 attempted="make the change and validate it",
                 reason=_why_not(report),
-                hint="fix the spec or the code it targets, or write the change as a ```yaml spec (docs/SPEC.md)",
+                hint=SETUP_HINT if report.status == "not_validated" else
+                "fix the spec or the code it targets, or write the change as a ```yaml spec (docs/SPEC.md)",
                 command=run.options.command,
             ),
             error=report.status,
@@ -461,7 +466,7 @@ def _upsert_pr(run: _Run, config: RepoConfig, spec: Spec, report: RunReport, rem
     if report.branch:  # the summary names the worker's local branch; readers need the pushed one
         summary = summary.replace(f"`{report.branch}`", f"`{remote}`")
     body = pr_body(summary, spec, issue_number=req.issue_number, key=run.key)
-    title = req.title or spec.title
+    title = unchecked_title(req.title or spec.title, report.validation)
     found = run.forge.find_pull_request(job_marker(run.key), head_branch=remote)
     if found is not None and found.state == "open":
         return run.forge.update_pull_request(found.number, title=title, body=body)

@@ -116,7 +116,12 @@ def pr_body(summary: str, spec: Spec, *, issue_number: int | None, key: str) -> 
 
 def check_output(report: ValidationReport) -> CheckRunOutput:
     """The check run's title and validation table."""
-    title = "No new failures" if report.passed else "New failures against the base commit"
+    if report.failed:
+        title = "New failures against the base commit"
+    elif report.missing:
+        title = "Not validated: required checks did not run"
+    else:
+        title = "No new failures" + (" (some checks did not run)" if report.unchecked else "")
     return CheckRunOutput(title=title, summary=validation_table(report))
 
 

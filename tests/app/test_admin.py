@@ -56,7 +56,7 @@ def repo(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return load_settings(None, [f"state_dir={tmp_path / 'state'}"])
+    return load_settings(None, [f"state_dir={tmp_path / 'state'}", "validation.environment.build=false"])
 
 
 def _client(store: SqlJobStore, settings: Settings, repo: Path, env: dict[str, str] = ENV) -> TestClient:
@@ -385,7 +385,7 @@ def test_static_files_are_served_from_a_fixed_list(client: TestClient) -> None:
 
 
 def test_build_app_mounts_the_admin_pages(tmp_path: Path, repo: Path) -> None:
-    settings = load_settings(None, [f"state_dir={tmp_path / 'state'}", "server.in_process_worker=false",
+    settings = load_settings(None, [f"state_dir={tmp_path / 'state'}", "validation.environment.build=false", "server.in_process_worker=false",
                                     f"store.url=sqlite:///{tmp_path / 'app.sqlite'}"])
     with TestClient(build_app(settings, ENV, local_repos=[repo]), follow_redirects=False) as client:
         csrf = _login(client)

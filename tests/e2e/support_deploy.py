@@ -163,6 +163,8 @@ class Deployment:
         """The workers' config.yaml: the double as GitHub, no pauses between requests."""
         config: dict[str, Any] = {
             "state_dir": str(self.state_dir), "log_level": "debug",
+            # no network in the tests: the checks use the worker's interpreter, not a built environment
+            "validation": {"environment": {"build": False}},
             "github": {"base_url": self.double.url, "seconds_between_requests": 0.0,
                        "seconds_between_writes": 0.0, "secondary_rate_wait_s": 1.0},
             **sections,

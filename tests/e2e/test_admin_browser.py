@@ -37,7 +37,7 @@ def _seed(store: SqlJobStore) -> str:
 
 def test_log_in_open_a_waiting_job_and_approve_it(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'jobs.sqlite'}"
-    settings = load_settings(None, [f"state_dir={tmp_path / 'state'}", "server.in_process_worker=false",
+    settings = load_settings(None, [f"state_dir={tmp_path / 'state'}", "validation.environment.build=false", "server.in_process_worker=false",
                                     f"store.url={db}"])
     seed_store = SqlJobStore(db)
     waiting_id = _seed(seed_store)

@@ -28,6 +28,7 @@ from diffusellm.learn.verdicts import sync_forge
 from diffusellm.pipeline.job import Models
 from diffusellm.pipeline.settings import GenerationSettings, PlanOptions
 from diffusellm.pipeline.validate.sandbox import BubblewrapSandbox, Limits, SandboxResult
+from diffusellm.pipeline.validate.settings import EnvironmentSettings, ValidationSettings
 from diffusellm.worker.execute import make_executor
 from diffusellm.worker.loop import StoreSource, run_one
 from tests.conftest import make_repo
@@ -71,9 +72,9 @@ class RecordingSandbox:
         self.envs: list[dict[str, str]] = []
 
     def run(self, argv: Sequence[str], *, workdir: Path, env: Mapping[str, str] | None = None,
-            limits: Limits | None = None) -> SandboxResult:
+            limits: Limits | None = None, ro_paths: Sequence[Path] = (), network: bool = False) -> SandboxResult:
         self.envs.append(dict(env or {}))
-        return self.inner.run(argv, workdir=workdir, env=env, limits=limits)
+        return self.inner.run(argv, workdir=workdir, env=env, limits=limits, ro_paths=ro_paths, network=network)
 
 
 class Flow:
@@ -92,7 +93,8 @@ class Flow:
         self.client = TestClient(app)
         self.sandbox = RecordingSandbox()
         self.execute = make_executor(forges=app_for(double, self.options).forge,
-                                     settings=Settings(state_dir=tmp_path / "state"),
+                                     settings=Settings(state_dir=tmp_path / "state", validation=ValidationSettings(
+                                         environment=EnvironmentSettings(build=False))),  # no network in tests
                                      sandbox=self.sandbox, options=self.options, models=models)
 
     def deliver(self, event: str, payload: dict[str, Any]) -> None:

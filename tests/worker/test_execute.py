@@ -204,6 +204,16 @@ def test_repo_config_paths_and_test_command(settings: Settings) -> None:
     assert parse_repo_config(None) == RepoConfig() == parse_repo_config("\n")
 
 
+def test_repo_config_may_narrow_the_required_checks_and_set_up_its_environment(settings: Settings) -> None:
+    assert settings.validation.require == ["pytest"]
+    config = parse_repo_config("require: []\nsetup: ['pip install -e .[test]']\npython: '3.12'\n")
+    assert effective_settings(settings, config).validation.require == []
+    assert (config.setup, config.python) == (["pip install -e .[test]"], "3.12")
+    for bad in ("require: [mypy]\n", "python: '12'\n", "setup: ''\n"):
+        with pytest.raises(ConfigError, match="is invalid"):
+            parse_repo_config(bad)
+
+
 def test_secrets_cannot_be_passed_into_the_sandbox(settings: Settings) -> None:
     leaky = settings.model_copy(update={"sandbox": settings.sandbox.model_copy(
         update={"pass_env": ["LANGUAGE", "PRIVATE_KEY", "DIFFUSELLM_GIT_TOKEN"]})})

@@ -38,9 +38,18 @@ def _cell(text: str) -> str:
 
 
 def _result(check: CheckResult) -> str:
-    if check.skipped_reason:
-        return f"skipped: {check.skipped_reason}"
-    return "✅ passed" if check.passed else "❌ failed"
+    ran = f" ({check.tests_run} tests)" if check.name in ("pytest", "acceptance") and check.command else ""
+    if check.state == "off":
+        return f"off: {check.skipped_reason or 'switched off in settings'}"
+    if check.state == "not_run":
+        return f"⚠️ not run: {check.skipped_reason or 'no reason recorded'}"
+    return ("✅ passed" if check.state == "passed" else "❌ failed") + ran
+
+
+def unchecked_title(title: str, report: ValidationReport) -> str:
+    """The pull request title, saying plainly when a check that would normally run did not."""
+    missing = sorted({c.name for c in report.checks if c.state in ("not_run", "off")} & {"pytest"})
+    return f"{title} (not checked: {', '.join(missing)})" if missing else title
 
 
 def _failures(check: CheckResult) -> str:
@@ -61,12 +70,27 @@ def validation_table(report: ValidationReport) -> str:
         command = code_span(shlex.join(check.command)) if check.command else ""
         cells = [name, command, _result(check), _failures(check)]
         rows.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    verdict = (
-        "No new failures against the base commit."
-        if report.passed
-        else "**New failures against the base commit.**"
-    )
-    return verdict + "\n\n" + "\n".join(rows)
+    if report.failed:
+        verdict = "**New failures against the base commit.**"
+    elif report.missing:
+        verdict = "**Not validated: required checks did not run** (" + "; ".join(report.missing) + ")."
+    else:
+        verdict = "No new failures against the base commit."
+    unchecked = [u for u in report.unchecked if u.split(":", 1)[0] not in report.required]
+    if unchecked and not report.failed:
+        verdict += " **Not checked:** " + "; ".join(unchecked) + "."
+    return verdict + "\n\n" + "\n".join(rows) + _environment_line(report)
+
+
+def _environment_line(report: ValidationReport) -> str:
+    env = report.environment
+    if env is None:
+        return ""
+    if env.error:
+        return f"\n\nEnvironment ({_cell(env.how)}): **could not be built**: {code_span(' '.join(env.error.split()))}"
+    built = "from the cache" if env.cache_hit else f"built in {env.build_s:.1f}s"
+    packages = f", {env.packages} packages" if env.packages else ""
+    return f"\n\nEnvironment: {_cell(env.how)}; {code_span(env.python)}{packages}, {built}."
 
 
 def _files_section(changed_files: Sequence[str]) -> str:

@@ -88,8 +88,9 @@ Trial = Callable[[Sequence[Operation]], TrialResult]
 
 
 def summarise(report: ValidationReport) -> str:
-    """`passed`, or the checks with new failures and how many."""
-    failing = [f"{c.name}: {len(c.new_failures)} new failure(s)" for c in report.checks if not c.passed]
+    """`passed`, or the checks with new failures and how many, and required checks that did not run."""
+    failing = [f"{c.name}: {len(c.new_failures)} new failure(s)" for c in report.checks if c.state == "failed"]
+    failing += [f"not run, {missing}" for missing in report.missing]
     return "; ".join(failing) or "passed"
 
 

@@ -49,14 +49,20 @@ def _handlers(context: GenerativeContext | None) -> dict[type[Any], Callable[[Pr
 
 
 def apply_operations(
-    root: Path, operations: Sequence[Operation], *, context: GenerativeContext | None = None
+    root: Path,
+    operations: Sequence[Operation],
+    *,
+    context: GenerativeContext | None = None,
+    python: str | None = None,
 ) -> dict[str, str | None]:
     """Run every operation on a virtual view of `root`; return path → new text, or raise and change nothing.
 
     Operations see the edits of the ones before them. Nothing is written to disk here.
     `context` gives generative operations the signature trie and collects their warnings.
+    `python`: the repository's environment's interpreter, whose packages reference finding sees
+    (never diffusellm's own); None: the standard library only.
     """
-    project = Project.load(root)
+    project = Project.load(root, python=python)
     handlers = _handlers(context)
     for index, op in enumerate(operations):
         try:
@@ -66,6 +72,8 @@ def apply_operations(
                 f"operations[{index}] ({op.op} {op.target}): {exc.message}",
                 hint=exc.hint or "nothing was changed",
             ) from None
+    if context is not None:
+        context.warnings.extend(project.skipped_warnings())
     return project.changes()
 
 

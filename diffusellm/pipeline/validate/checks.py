@@ -11,21 +11,27 @@ import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from diffusellm.errors import ConfigError
+from diffusellm.pipeline.validate.env_cache import Environment
+from diffusellm.pipeline.validate.environment import EnvironmentInfo
 from diffusellm.pipeline.validate.findings import (
     Finding,
     is_tool_failure,
+    missing_tool,
     new_findings,
     parse_junit,
     parse_pyright,
     parse_ruff,
+    tests_run,
     tool_failure,
 )
 from diffusellm.pipeline.validate.outputs import OutputRefusedError, read_output
-from diffusellm.pipeline.validate.report import CheckName, CheckResult, ValidationReport
+from diffusellm.pipeline.validate.report import CheckName, CheckResult, CheckState, ValidationReport
 from diffusellm.pipeline.validate.sandbox import Sandbox, SandboxResult
 from diffusellm.pipeline.validate.settings import ValidationSettings
+from diffusellm.pipeline.validate.symbols import keyed_by_symbol, moved_back
 
 OUT_DIR = ".diffusellm-validate"
 """Inside each copy: where the checks write their reports (pytest does not collect dot dirs)."""
@@ -45,6 +51,18 @@ class _Context:
     settings: ValidationSettings
     python: str
     renames: Mapping[str, str]
+    test_python: str
+    moves: Mapping[str, str] = field(default_factory=dict[str, str])
+    """New qualname → old of each moved definition, so its old findings stay old."""
+    """The interpreter pytest and pyright's import resolution use: the repository's environment's."""
+    mounts: tuple[Path, ...] = ()
+    env_error: str | None = None
+
+    def run(self, argv: list[str], root: Path) -> SandboxResult:
+        """Run a check in the sandbox, with the repository's environment visible when there is one."""
+        if self.mounts:
+            return self.sandbox.run(argv, workdir=root, env=_env(self, root), ro_paths=self.mounts)
+        return self.sandbox.run(argv, workdir=root, env=_env(self, root))
 
 
 @dataclass
@@ -55,6 +73,7 @@ class _Run:
     result: SandboxResult | None = None
     argv: list[str] | None = None
     seen: set[str] | None = None
+    tests_run: int = 0
 
 
 def validate_change(
@@ -68,11 +87,15 @@ def validate_change(
     settings: ValidationSettings,
     ruff_config: Path | None = None,
     renames: Mapping[str, str] | None = None,
+    environment: Environment | EnvironmentInfo | None = None,
+    moves: Mapping[str, str] | None = None,
 ) -> ValidationReport:
     """Run every enabled check on copies of both checkouts; report what the change made worse.
 
     `renames` (new identifier → old) lets a base failure whose message names a renamed symbol
-    match its respelled self on the change.
+    match its respelled self on the change. `environment`: the repository's own (pytest runs with
+    its interpreter, pyright resolves imports in it), the record of one that failed to build (the
+    tests are then "not run"), or None (the checks' own interpreter, `settings.python`).
     """
     if ruff_config is not None and not ruff_config.is_file():
         raise ConfigError(
@@ -88,14 +111,28 @@ def validate_change(
             settings=settings,
             python=settings.python or sys.executable,
             renames=dict(renames or {}),
+            moves=dict(moves or {}),
+            **_environment_fields(environment, settings.python or sys.executable),
         )
         checks = [
             _ruff_check(ctx, python_files, ruff_config),
             _pyright_check(ctx, python_files),
             _pytest_check(ctx, tests),
-            _acceptance_check(ctx, acceptance_tests),
         ]
-    return ValidationReport(checks=checks)
+        if acceptance_tests:
+            checks.append(_acceptance_check(ctx, acceptance_tests))
+    info = environment.info if isinstance(environment, Environment) else environment
+    return ValidationReport(checks=checks, required=list(dict.fromkeys(settings.require)), environment=info)
+
+
+def _environment_fields(
+    environment: Environment | EnvironmentInfo | None, default: str
+) -> dict[str, Any]:
+    if isinstance(environment, Environment):
+        return {"test_python": str(environment.python), "mounts": environment.mounts}
+    if environment is not None and environment.error:
+        return {"test_python": default, "env_error": environment.error}
+    return {"test_python": default}
 
 
 def _copy(source: Path, side: Path) -> Path:
@@ -110,9 +147,9 @@ def _copy(source: Path, side: Path) -> Path:
 
 def _ruff_check(ctx: _Context, files: list[str], ruff_config: Path | None) -> CheckResult:
     if not ctx.settings.ruff:
-        return _skipped("ruff", "disabled in settings")
+        return _off("ruff")
     if not files:
-        return _skipped("ruff", "no changed Python files")
+        return _not_run("ruff", "no changed Python files")
 
     def argv(root: Path, present: list[str]) -> list[str]:
         return [
@@ -148,13 +185,13 @@ def _has_ruff_config(root: Path) -> bool:
 
 def _pyright_check(ctx: _Context, files: list[str]) -> CheckResult:
     if not ctx.settings.pyright:
-        return _skipped("pyright", "disabled in settings")
+        return _off("pyright")
     if not files:
-        return _skipped("pyright", "no changed Python files")
+        return _not_run("pyright", "no changed Python files")
 
     def argv(root: Path, present: list[str]) -> list[str]:
         return [
-            ctx.python, "-m", "pyright", "--outputjson", "--pythonpath", ctx.python,
+            ctx.python, "-m", "pyright", "--outputjson", "--pythonpath", ctx.test_python,
             *(f"./{f}" if f.startswith("-") else f for f in present),
         ]
 
@@ -176,10 +213,11 @@ def _static_check(
             runs.append(_Run())
             continue
         argv = build(root, present)
-        result = ctx.sandbox.run(argv, workdir=root, env=_env(ctx, root))
-        runs.append(_Run(parse(root, result), result, argv))
+        result = ctx.run(argv, root)
+        missing = missing_tool(name, result)
+        runs.append(_Run([missing] if missing else keyed_by_symbol(parse(root, result), root), result, argv))
     count = len(_present(ctx.head, files))
-    return _compare(name, runs[0], runs[1], f"{count} changed Python file(s)", ctx.renames)
+    return _compare(name, runs[0], runs[1], f"{count} changed Python file(s)", ctx.renames, ctx.moves)
 
 
 def _present(root: Path, files: Sequence[str]) -> list[str]:
@@ -192,13 +230,15 @@ def _present(root: Path, files: Sequence[str]) -> list[str]:
 
 def _pytest_check(ctx: _Context, tests: Sequence[str] | None) -> CheckResult:
     if not ctx.settings.pytest:
-        return _skipped("pytest", "disabled in settings")
+        return _off("pytest")
+    if ctx.env_error:
+        return _not_run("pytest", f"the repository's environment failed to build: {ctx.env_error}")
     if tests is not None and not tests:
-        return _skipped("pytest", "no tests selected")
+        return _not_run("pytest", "no tests selected")
     scope = "whole suite" if tests is None else _describe(tests, "selected")
     head_targets = None if tests is None else _targets(ctx.head, tests, whole_files=False)
     if head_targets == []:
-        return _skipped("pytest", "none of the selected tests exist on the change", scope)
+        return _not_run("pytest", "none of the selected tests exist on the change", scope)
     base_targets = None if tests is None else _targets(ctx.base, tests, whole_files=True)
     head = _pytest_run(ctx, ctx.head, head_targets, "junit.xml")
     base = _Run() if base_targets == [] else _pytest_run(ctx, ctx.base, base_targets, "junit.xml")
@@ -225,23 +265,30 @@ def _present_path(root: Path, path: str) -> bool:
 
 def _pytest_run(ctx: _Context, root: Path, targets: list[str] | None, report: str) -> _Run:
     argv = [
-        ctx.python, "-m", "pytest", *ctx.settings.pytest_args,
+        ctx.test_python, "-m", "pytest", *ctx.settings.pytest_args,
         "-p", "timeout", f"--timeout={ctx.settings.test_timeout_s}",
         "-o", "junit_family=xunit1", "--continue-on-collection-errors",
         f"--junitxml={OUT_DIR}/{report}", "--rootdir=.", *(targets or []),
     ]
-    result = ctx.sandbox.run(argv, workdir=root, env=_env(ctx, root))
-    findings, seen = parse_junit(root, root / OUT_DIR / report)
-    unusable = result.returncode not in (0, 1, 5) and not findings
-    if result.timed_out or unusable:
+    result = ctx.run(argv, root)
+    junit = root / OUT_DIR / report
+    findings, seen = parse_junit(root, junit)
+    ran = tests_run(junit)
+    missing = missing_tool("pytest", result)
+    if missing is not None:
+        return _Run([missing], result, argv, seen)
+    no_report = result.returncode != 0 and not junit.is_file()
+    if result.timed_out or (result.returncode not in (0, 1, 5) and not findings):
         findings.append(tool_failure("pytest", result, root))
-    return _Run(findings, result, argv, seen)
+    elif no_report:  # exit 1 without a report: something failed that pytest could not record
+        findings.append(Finding(("pytest", "no report"), tool_failure("pytest", result, root).line))
+    return _Run(findings, result, argv, seen, ran)
 
 
 def _acceptance_check(ctx: _Context, acceptance_tests: Sequence[str]) -> CheckResult:
     """The spec's acceptance tests must pass on the change outright, not only be no worse."""
-    if not acceptance_tests:
-        return _skipped("acceptance", "the spec names no acceptance tests")
+    if ctx.env_error:
+        return _not_run("acceptance", f"the repository's environment failed to build: {ctx.env_error}")
     targets = list(dict.fromkeys(acceptance_tests))
     run = _pytest_run(ctx, ctx.head, targets, "junit-acceptance.xml")
     result = run.result
@@ -252,9 +299,10 @@ def _acceptance_check(ctx: _Context, acceptance_tests: Sequence[str]) -> CheckRe
     return CheckResult(
         name="acceptance",
         command=run.argv or [],
-        passed=not run.findings,
+        state="failed" if run.findings else "passed",
         new_failures=[f.line for f in run.findings],
         head_failures=len(run.findings),
+        tests_run=run.tests_run,
         scope=_describe(targets, "acceptance, must pass on the change"),
         output_tail=_tail(result),
         duration_s=result.duration_s if result else 0.0,
@@ -262,30 +310,58 @@ def _acceptance_check(ctx: _Context, acceptance_tests: Sequence[str]) -> CheckRe
 
 
 def _compare(
-    name: CheckName, base: _Run, head: _Run, scope: str, renames: Mapping[str, str]
+    name: CheckName, base: _Run, head: _Run, scope: str, renames: Mapping[str, str],
+    moves: Mapping[str, str] | None = None,
 ) -> CheckResult:
-    new = new_findings(base.findings, head.findings, renames)
-    broken = [f.line for f in head.findings if is_tool_failure(f)]
-    skipped = None
-    if broken and not new:
-        skipped = f"{name} could not run on the base nor on the change: {broken[0]}"
+    new = new_findings(base.findings, head.findings, renames, lambda key: moved_back(key, moves or {}))
+    state, reason = _state(name, base, head, new)
     runs = [r.result for r in (base, head) if r.result is not None]
     return CheckResult(
         name=name,
         command=head.argv or base.argv or [],
-        passed=not new,
-        new_failures=new,
+        state=state,
+        new_failures=new if state == "failed" else [],
         base_failures=len(base.findings),
         head_failures=len(head.findings),
+        tests_run=head.tests_run,
         scope=scope,
-        skipped_reason=skipped,
+        skipped_reason=reason,
         output_tail=_tail(head.result),
         duration_s=sum(r.duration_s for r in runs),
     )
 
 
-def _skipped(name: CheckName, reason: str, scope: str = "") -> CheckResult:
-    return CheckResult(name=name, command=[], passed=True, scope=scope, skipped_reason=reason)
+def _state(name: CheckName, base: _Run, head: _Run, new: list[str]) -> tuple[CheckState, str | None]:
+    """passed, failed or not run (with the reason): a check that could not run never passes."""
+    broken = [f.line for f in head.findings if is_tool_failure(f)]
+    base_broken = [f.line for f in base.findings if is_tool_failure(f)]
+    if broken and not new:
+        return "not_run", f"{name} could not run on the base nor on the change: {broken[0]}"
+    if base_broken and not broken and new:
+        return "not_run", (
+            f"{name} could not run on the base commit, so new failures cannot be told from old "
+            f"ones: {base_broken[0]}"
+        )
+    if new:
+        return "failed", None
+    uncollected = [f.line for f in base.findings if "collection error" in f.line]
+    if name == "pytest" and uncollected:  # those tests ran on neither side: nothing says they pass
+        more = f" (and {len(uncollected) - 1} more)" if len(uncollected) > 1 else ""
+        return "not_run", f"collection error on the base: {uncollected[0]}{more}"
+    if name == "pytest" and head.result is not None and head.tests_run == 0:
+        errors = [f.line for f in head.findings if "collection error" in f.line]
+        if errors:
+            return "not_run", f"no test ran on the change; collection error: {errors[0]}"
+        return "not_run", "no test was collected"
+    return "passed", None
+
+
+def _not_run(name: CheckName, reason: str, scope: str = "") -> CheckResult:
+    return CheckResult(name=name, command=[], state="not_run", scope=scope, skipped_reason=reason)
+
+
+def _off(name: CheckName) -> CheckResult:
+    return CheckResult(name=name, command=[], state="off", skipped_reason="switched off in settings")
 
 
 def _env(ctx: _Context, root: Path) -> dict[str, str]:

@@ -6,7 +6,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -27,6 +27,9 @@ class Finding:
 
     key: tuple[str, ...]
     line: str
+    path: str = ""
+    """For linter findings: the file and row, to key them by the enclosing symbol (`symbols`)."""
+    row: int = 0
 
 
 def _unrename(key: tuple[str, ...], renames: Mapping[str, str]) -> tuple[str, ...]:
@@ -38,7 +41,10 @@ def _unrename(key: tuple[str, ...], renames: Mapping[str, str]) -> tuple[str, ..
 
 
 def new_findings(
-    base: Sequence[Finding], head: Sequence[Finding], renames: Mapping[str, str] | None = None
+    base: Sequence[Finding],
+    head: Sequence[Finding],
+    renames: Mapping[str, str] | None = None,
+    moved: Callable[[tuple[str, ...]], tuple[str, ...]] | None = None,
 ) -> list[str]:
     """Findings on head beyond those with the same key on base (a count, as keys may repeat).
 
@@ -49,6 +55,7 @@ def new_findings(
     new: list[str] = []
     for finding in head:
         key = _unrename(finding.key, renames or {})
+        key = moved(key) if moved else key
         if allowed[key] > 0:
             allowed[key] -= 1
         else:
@@ -69,6 +76,29 @@ def tool_failure(tool: str, result: SandboxResult, root: Path | None = None) -> 
     return Finding(("run", tool, str(result.returncode)), f"{tool} failed ({why}): {detail}")
 
 
+def missing_tool(tool: str, result: SandboxResult) -> Finding | None:
+    """A tool-failure finding when the interpreter lacks `tool` or could not be started at all."""
+    absent = f"No module named {tool}" in result.stderr or f"No module named '{tool}'" in result.stderr
+    if result.returncode == 127 or (result.returncode == 1 and absent):
+        where = result.argv[0] if result.argv else "the checks' interpreter"
+        why = _problem_line(result.stderr) or f"exit code {result.returncode}"
+        return Finding(("run", tool, "missing"), f"{tool} is not available to {where}: {why}")
+    return None
+
+
+def tests_run(xml_path: Path) -> int:
+    """How many tests a junit report says ran (collection errors and skipped tests are not runs)."""
+    try:
+        tree = ET.parse(xml_path)
+    except (OSError, ET.ParseError):
+        return 0
+    count = 0
+    for case in tree.iter("testcase"):
+        if case.get("classname") and not any(c.tag == "skipped" for c in case):
+            count += 1
+    return count
+
+
 def is_tool_failure(finding: Finding) -> bool:
     """True for a finding about the tool itself not running, rather than about the code."""
     return finding.key[0] == "run"
@@ -86,7 +116,7 @@ def parse_ruff(root: Path, result: SandboxResult) -> list[Finding]:
         code = str(item.get("code") or "syntax-error")
         message = _scrub(root, str(item.get("message", "")))
         row = cast(dict[str, Any], item.get("location") or {}).get("row", 0)
-        found.append(Finding(("ruff", path, code, message), f"{path}:{row}: {code} {message}"))
+        found.append(Finding(("ruff", path, code, message), f"{path}:{row}: {code} {message}", path, int(row)))
     return found
 
 
@@ -107,7 +137,7 @@ def parse_pyright(root: Path, result: SandboxResult) -> list[Finding]:
         where = cast(dict[str, Any], item.get("range") or {})
         start = cast(dict[str, Any], where.get("start") or {})
         line = int(start.get("line", -1)) + 1
-        found.append(Finding(("pyright", path, rule, message), f"{path}:{line}: {rule} {message}"))
+        found.append(Finding(("pyright", path, rule, message), f"{path}:{line}: {rule} {message}", path, line))
     return found
 
 

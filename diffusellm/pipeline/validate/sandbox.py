@@ -31,6 +31,8 @@ _ETC_FILES = (
     "services", "mime.types",
 )
 """The /etc entries programs need to start and resolve localhost; nothing with credentials in it."""
+_NETWORK_ETC = ("resolv.conf", "ssl", "ca-certificates", "pki")
+"""Also bound for a command given the network (an install step): name resolution and CA roots."""
 
 # Runs inside the sandbox as the command's parent: set the limits, drop to the sandbox user, exec.
 # RLIMIT_NPROC is ignored for host uid 0, so (as root) the command runs as an unprivileged uid.
@@ -88,7 +90,11 @@ class SandboxResult:
 
 
 class Sandbox(Protocol):
-    """Runs a command with `workdir` as its only writable place and nothing else of the host."""
+    """Runs a command with `workdir` as its only writable place and nothing else of the host.
+
+    `ro_paths` are also visible, read-only (a repository's test environment); `network` gives the
+    command the host's network (only an environment's install step asks for it).
+    """
 
     def run(
         self,
@@ -97,6 +103,8 @@ class Sandbox(Protocol):
         workdir: Path,
         env: Mapping[str, str] | None = None,
         limits: Limits | None = None,
+        ro_paths: Sequence[Path] = (),
+        network: bool = False,
     ) -> SandboxResult: ...
 
 
@@ -153,6 +161,8 @@ class BubblewrapSandbox:
         workdir: Path,
         env: Mapping[str, str] | None = None,
         limits: Limits | None = None,
+        ro_paths: Sequence[Path] = (),
+        network: bool = False,
     ) -> SandboxResult:
         """Run `argv` in `workdir` (bound read-write, the cwd); kill it at the wall-clock limit."""
         if not argv:
@@ -164,8 +174,9 @@ class BubblewrapSandbox:
         full_env = self._environment(env)
         command = [
             _find_bwrap(self._bwrap),
-            *_namespace_args(self._uid is not None),
-            *_mount_args(work, self._python_paths(), lim.tmp_mb),
+            *_namespace_args(self._uid is not None, network),
+            *_mount_args(work, [*self._python_paths(), *(p for p in ro_paths if p.exists())],
+                         lim.tmp_mb, network),
             "--chdir", str(work), "--die-with-parent", "--new-session",
             "--", sys.executable, "-I", "-S", "-c", _LAUNCHER,
             *_launcher_args(lim, self._uid), *argv,
@@ -225,19 +236,21 @@ def _hand_over(work: Path, uid: int) -> None:
         ) from exc
 
 
-def _namespace_args(as_root: bool) -> list[str]:
+def _namespace_args(as_root: bool, network: bool = False) -> list[str]:
     """Every namespace but, as root, the user namespace: one mapped to host root defeats
     RLIMIT_NPROC, so root keeps the host user namespace and the launcher drops to an
-    unprivileged uid instead (bwrap always sets no_new_privs and mounts binds nosuid)."""
+    unprivileged uid instead (bwrap always sets no_new_privs and mounts binds nosuid).
+    `network` keeps the host's network namespace (an install step only)."""
     if not as_root:
-        return ["--unshare-all"]
+        return ["--unshare-all", *(["--share-net"] if network else [])]
     return [
-        "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+        "--unshare-ipc", "--unshare-pid", *([] if network else ["--unshare-net"]), "--unshare-uts",
+        "--unshare-cgroup-try",
         "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
     ]
 
 
-def _mount_args(work: Path, python_paths: Sequence[Path], tmp_mb: int) -> list[str]:
+def _mount_args(work: Path, python_paths: Sequence[Path], tmp_mb: int, network: bool = False) -> list[str]:
     args = ["--ro-bind", "/usr", "/usr"]
     for top in _TOP_LEVEL:
         if os.path.islink(top):
@@ -245,7 +258,7 @@ def _mount_args(work: Path, python_paths: Sequence[Path], tmp_mb: int) -> list[s
         elif os.path.isdir(top):
             args += ["--ro-bind", top, top]
     args += ["--perms", "0755", "--dir", "/etc"]
-    for name in _ETC_FILES:
+    for name in (*_ETC_FILES, *(_NETWORK_ETC if network else ())):
         args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     args += ["--dev", "/dev", "--proc", "/proc"]
     args += ["--perms", "1777", "--size", str(tmp_mb * 1024 * 1024), "--tmpfs", "/tmp"]

@@ -3,8 +3,37 @@
 from __future__ import annotations
 
 from pathlib import PurePosixPath
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+CheckName = Literal["ruff", "pyright", "pytest", "acceptance"]
+
+
+class EnvironmentSettings(BaseModel):
+    """How a repository's own test environment is built (`validation.environment:`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    build: bool = True
+    """Build the repository's test environment from what it declares (with uv); false, or nothing
+    declared: the checks run with `validation.python`."""
+    network: bool = True
+    """The install step (only it) may reach the package index."""
+    index_url: str | None = None
+    """The package index uv installs from; None: uv's default (PyPI) or UV_INDEX_URL."""
+    find_links: list[str] = []
+    """Local folders of wheels uv may install from (with `offline`, the only source)."""
+    offline: bool = False
+    install_timeout_s: int = Field(default=900, ge=10)
+    max_total_mb: int = Field(default=20_000, ge=100)
+    """Cached environments beyond this total are removed, least recently used first."""
+    test_packages: list[str] = ["pytest", "pytest-timeout"]
+    """Installed with the repository's own requirements (its own pins win): what the checks run."""
+    setup: list[str] | None = None
+    """Install commands replacing detection (a repository's `setup:` sets it)."""
+    python_version: str | None = None
+    """The Python version to build with, found on the worker; None: `validation.python`'s."""
 
 
 class ValidationSettings(BaseModel):
@@ -15,6 +44,9 @@ class ValidationSettings(BaseModel):
     ruff: bool = True
     pyright: bool = True
     pytest: bool = True
+    require: list[CheckName] = ["pytest"]
+    """Checks that must run (pass or fail, not "not run" nor off): when one does not, the run
+    makes no branch and no pull request. A repository's `require:` may narrow it."""
     python: str | None = None
     """Interpreter that runs the checks (must have ruff, pyright, pytest, pytest-timeout);
     default: the worker's own. It must be visible in the sandbox."""
@@ -23,6 +55,7 @@ class ValidationSettings(BaseModel):
     """Per test, enforced by pytest-timeout."""
     extra_pythonpath: list[str] = []
     """Repository-relative directories put on PYTHONPATH (the root and `src/` always are)."""
+    environment: EnvironmentSettings = EnvironmentSettings()
 
     @field_validator("extra_pythonpath")
     @classmethod

@@ -21,6 +21,7 @@ from diffusellm.pipeline.deliver.commit import (
     format_changed_code,
     summary_markdown,
 )
+from diffusellm.pipeline.deliver.summary import unchecked_title, validation_table
 from diffusellm.pipeline.spec import Spec, parse_spec
 from diffusellm.pipeline.understand.style.profile import ChangelogInfo
 from diffusellm.pipeline.validate.report import CheckResult, ValidationReport
@@ -315,10 +316,47 @@ def report() -> ValidationReport:
         CheckResult(name="ruff", command=["ruff", "check", "pkg/core.py"], passed=True,
                     scope="1 changed file"),
         CheckResult(name="pytest", command=["pytest", "-q", "tests/test_core.py"], passed=False,
-                    new_failures=["tests/test_core.py::test_a | boom",
+                    tests_run=2, new_failures=["tests/test_core.py::test_a | boom",
                                   "tests/test_core.py::test_b"]),
         CheckResult(name="pyright", command=[], passed=True, skipped_reason="no config"),
     ])
+
+
+def test_a_check_that_did_not_run_is_never_called_passed() -> None:
+    not_run = CheckResult(name="pytest", command=["pytest"], state="not_run",
+                          skipped_reason="pytest is not available to /venv/bin/python")
+    required = ValidationReport(checks=[not_run], required=["pytest"])
+    text = validation_table(required)
+    assert not required.passed and required.missing == [
+        "pytest: pytest is not available to /venv/bin/python"]
+    assert text.startswith("**Not validated: required checks did not run** (pytest: ")
+    assert "| ⚠️ not run: pytest is not available to /venv/bin/python |" in text
+    assert "passed" not in text
+    opted_out = ValidationReport(checks=[not_run], required=[])
+    assert opted_out.passed
+    assert "**Not checked:** pytest: pytest is not available" in validation_table(opted_out)
+    assert unchecked_title("Rename greet", opted_out) == "Rename greet (not checked: pytest)"
+    assert unchecked_title("Rename greet", ValidationReport(checks=[report().checks[0]])) == "Rename greet"
+
+
+def test_the_validation_table_names_the_environment_the_tests_ran_in() -> None:
+    from diffusellm.pipeline.validate.environment import EnvironmentInfo
+
+    built = EnvironmentInfo(how="requirements-test.txt", python="/envs/k/venv/bin/python", packages=9,
+                            build_s=12.34)
+    text = validation_table(ValidationReport(checks=report().checks, environment=built))
+    assert text.endswith("Environment: requirements-test.txt; `/envs/k/venv/bin/python`, 9 packages, built in 12.3s.")
+    cached = built.model_copy(update={"cache_hit": True})
+    assert validation_table(ValidationReport(environment=cached)).endswith(", 9 packages, from the cache.")
+    failed = EnvironmentInfo(how="uv.lock", python="/usr/bin/python3", error="`uv sync` failed: no solution")
+    assert "Environment (uv.lock): **could not be built**: `" in validation_table(ValidationReport(environment=failed))
+
+
+def test_stored_reports_without_a_state_read_honestly() -> None:
+    old = CheckResult.model_validate({"name": "pytest", "command": [], "passed": True,
+                                      "skipped_reason": "could not run on the base nor on the change"})
+    assert (old.state, old.passed) == ("not_run", False)
+    assert CheckResult.model_validate({"name": "ruff", "command": [], "passed": False}).state == "failed"
 
 
 def test_summary_markdown_contents() -> None:
@@ -333,9 +371,9 @@ def test_summary_markdown_contents() -> None:
     rows = [line for line in body.splitlines() if line.startswith("|")]
     assert rows[0] == "| check | command | result | new failures |"
     assert rows[2] == "| ruff (1 changed file) | `ruff check pkg/core.py` | ✅ passed | none |"
-    assert rows[3] == ("| pytest | `pytest -q tests/test_core.py` | ❌ failed | 2: "
+    assert rows[3] == ("| pytest | `pytest -q tests/test_core.py` | ❌ failed (2 tests) | 2: "
                        "`tests/test_core.py::test_a \\| boom`<br>`tests/test_core.py::test_b` |")
-    assert rows[4] == "| pyright |  | skipped: no config | none |"
+    assert rows[4] == "| pyright |  | ⚠️ not run: no config | none |"
     assert "**New failures against the base commit.**" in body
     assert "Entry added in `CHANGELOG.md`." in body
     assert "`diffusellm/rename-greet`" in body and "`aaaaaaaaaaaa`" in body

@@ -221,7 +221,7 @@ def repo(tmp_path: Path) -> Path:
 
 
 def _settings(tmp_path: Path, *extra: str) -> Settings:
-    return load_settings(None, [f"state_dir={tmp_path / 'state'}", *extra])
+    return load_settings(None, [f"state_dir={tmp_path / 'state'}", "validation.environment.build=false", *extra])
 
 
 def _run(settings: Settings, repo: Path, llm: ScriptedLLM, spec: str = SPEC, **limits: Any) -> RunReport:

@@ -201,9 +201,38 @@ def test_add_test_appends_to_an_existing_file_and_refuses_a_taken_name(repo: Pat
     assert text is not None
     assert text.count("from pkg.helpers import shout") == 1
     assert text.endswith("\n\n\ndef test_shout_keeps_digits() -> None:\n    assert shout('a1') == 'A1'\n")
-    taken = {**op, "source": "def test_shout() -> None:\n    pass\n"}
+    taken = {**op, "source": "def test_shout() -> None:\n    assert shout('') == ''\n"}
     with pytest.raises(OperationError, match="already defines test_shout"):
         apply_operations(repo, [AddTest.model_validate(taken)])
+
+
+@pytest.mark.parametrize("body", [
+    "    pass\n",
+    "    ...\n",
+    '    """Shouting works."""\n',
+    '    """Shouting works."""\n    pass\n',
+    "    expected = 'A'\n",
+])
+def test_add_test_that_asserts_nothing_is_refused(repo: Path, body: str) -> None:
+    op = AddTest.model_validate({
+        "op": "add_test", "target": "pkg.helpers.shout", "path": "tests/test_empty.py",
+        "source": f"def test_shout_something() -> None:\n{body}",
+    })
+    with pytest.raises(OperationError, match="asserts nothing"):
+        apply_operations(repo, [op])
+    assert not (repo / "tests" / "test_empty.py").exists()
+
+
+@pytest.mark.parametrize("body", [
+    "    with pytest.raises(TypeError):\n        shout(1)  # type: ignore[arg-type]\n",
+    "    check_shouting(shout)\n",
+])
+def test_add_test_may_check_through_pytest_raises_or_a_helper(repo: Path, body: str) -> None:
+    op = AddTest.model_validate({
+        "op": "add_test", "target": "pkg.helpers.shout", "path": "tests/test_more.py",
+        "source": f"import pytest\n\n\ndef test_shout_checked() -> None:\n{body}",
+    })
+    assert "def test_shout_checked" in (apply_operations(repo, [op])["tests/test_more.py"] or "")
 
 
 def test_a_later_operation_sees_the_function_an_earlier_one_added(repo: Path) -> None:

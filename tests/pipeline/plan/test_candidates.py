@@ -165,7 +165,7 @@ def _models(llm: ScriptedLLM, **limits: Any) -> Models:
 
 
 def test_free_text_issue_tries_the_next_plan_when_the_best_fails(tmp_path: Path, repo: Path) -> None:
-    settings = load_settings(None, [f"state_dir={tmp_path / 'state'}", "validation.pyright=false"])
+    settings = load_settings(None, [f"state_dir={tmp_path / 'state'}", "validation.environment.build=false", "validation.pyright=false"])
     llm = ScriptedLLM(
         replies=[
             _normalised([{"op": "edit_function", "target": "pkg.text.shout", "instruction": "strip, then upper-case"}]),
@@ -189,7 +189,7 @@ def test_free_text_issue_tries_the_next_plan_when_the_best_fails(tmp_path: Path,
 
 
 def test_free_text_issue_the_model_is_unsure_of_gets_a_question(tmp_path: Path, repo: Path) -> None:
-    settings = load_settings(None, [f"state_dir={tmp_path / 'state'}"])
+    settings = load_settings(None, [f"state_dir={tmp_path / 'state'}", "validation.environment.build=false"])
     llm = ScriptedLLM(replies=[_normalised([], confidence=0.1, question="Which helper should strip spaces?")])
     report = run_issue(settings, "Spaces are annoying.", repo, sandbox=BubblewrapSandbox(), models=_models(llm))
     assert report.status == "needs_clarification" and report.question == "Which helper should strip spaces?"
@@ -199,21 +199,21 @@ def test_free_text_issue_the_model_is_unsure_of_gets_a_question(tmp_path: Path, 
 
 
 def test_an_issue_with_a_yaml_block_runs_without_any_model(tmp_path: Path, repo: Path) -> None:
-    settings = load_settings(None, [f"state_dir={tmp_path / 'state'}", "validation.pyright=false"])
+    settings = load_settings(None, [f"state_dir={tmp_path / 'state'}", "validation.environment.build=false", "validation.pyright=false"])
     issue = "Rename it please.\n\n```yaml\ntitle: Rename farewell\noperations:\n  - op: rename_symbol\n    target: pkg.text.farewell\n    new_name: goodbye\n```\n"
     report = run_issue(settings, issue, repo, sandbox=BubblewrapSandbox())
     assert report.status == "succeeded" and report.attempts == [] and report.plan is None
 
 
 def test_free_text_without_a_model_is_refused_with_a_hint(tmp_path: Path, repo: Path) -> None:
-    settings = load_settings(None, [f"state_dir={tmp_path / 'state'}"])
+    settings = load_settings(None, [f"state_dir={tmp_path / 'state'}", "validation.environment.build=false"])
     with pytest.raises(SpecError, match="no ```yaml spec block, and no language model") as info:
         run_issue(settings, ISSUE, repo, sandbox=BubblewrapSandbox())
     assert "docs/SPEC.md" in info.value.hint
 
 
 def test_a_separate_normaliser_model_reads_the_issue(tmp_path: Path, repo: Path) -> None:
-    settings = load_settings(None, [f"state_dir={tmp_path / 'state'}"])
+    settings = load_settings(None, [f"state_dir={tmp_path / 'state'}", "validation.environment.build=false"])
     reader, llm = ScriptedLLM(name="reader"), ScriptedLLM(name="writer")
     generation = GenerationSettings(plan=PlanOptions(candidates=0))
     models = Models(llm=llm, normaliser=reader, localiser=overlap_localiser, generation=generation)

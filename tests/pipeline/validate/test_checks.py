@@ -132,6 +132,8 @@ def test_unchanged_change_passes_every_check(tmp_path: Path) -> None:
         assert (result.base_failures, result.head_failures) == (0, 0)
     assert check(report, "pytest").scope == "whole suite"
     assert "1 passed" in check(report, "pytest").output_tail
+    assert [check(report, n).tests_run for n in ("pytest", "acceptance")] == [1, 1]
+    assert [c.state for c in report.checks] == ["passed"] * 4 and report.required == ["pytest"]
 
 
 BROKEN_CORE = """\
@@ -162,7 +164,7 @@ def test_new_ruff_pyright_and_test_failures_are_reported(tmp_path: Path) -> None
     assert tests.command[2] == "pytest"
     assert tests.new_failures == ["tests/test_core.py::test_add - assert -1 == 3"]
     assert not (ruff.passed or pyright.passed or tests.passed)
-    assert check(report, "acceptance").skipped_reason is not None
+    assert [c.state for c in report.checks] == ["failed"] * 3  # no acceptance tests: no such row
 
 
 OLD_MESS = """\
@@ -299,11 +301,13 @@ def test_missing_acceptance_test_fails(tmp_path: Path) -> None:
 
 @needs_bwrap
 @pytest.mark.timeout(300)
-def test_collection_error_is_a_failure_but_no_tests_is_not(tmp_path: Path) -> None:
+def test_collection_error_is_a_failure_and_no_tests_is_not_run(tmp_path: Path) -> None:
     base = make_repo(tmp_path, {"tests/test_core.py": None})
-    empty = check(validate(base, make_head(base, tmp_path, {}), [], settings=ONLY_PYTEST),
-                  "pytest")
-    assert empty.passed and empty.skipped_reason is None and empty.head_failures == 0
+    nothing = validate(base, make_head(base, tmp_path, {}), [], settings=ONLY_PYTEST)
+    empty = check(nothing, "pytest")
+    assert (empty.state, empty.passed, empty.tests_run) == ("not_run", False, 0)
+    assert empty.skipped_reason == "no test was collected"
+    assert not nothing.passed and nothing.missing == ["pytest: no test was collected"]
     shutil.rmtree(tmp_path / "head")
     bad = "import module_that_is_not_there\n\n\ndef test_x() -> None:\n    pass\n"
     head = make_head(base, tmp_path, {"tests/test_bad.py": bad})
@@ -371,11 +375,13 @@ def test_a_tool_broken_on_both_sides_is_flagged_not_failed(tmp_path: Path) -> No
     )
     base = make_repo(tmp_path, {"pyproject.toml": broken_config})
     head = make_head(base, tmp_path, {})
-    result = check(validate(base, head, [], settings=ONLY_PYTEST), "pytest")
-    assert result.passed and result.new_failures == []
+    report = validate(base, head, [], settings=ONLY_PYTEST)
+    result = check(report, "pytest")
+    assert result.state == "not_run" and not result.passed and result.new_failures == []
     assert result.skipped_reason is not None
     assert "could not run on the base nor on the change" in result.skipped_reason
     assert "--no-such-option" in result.skipped_reason
+    assert not report.passed and not report.failed  # not validated, rather than failed
 
 
 def test_renamed_symbol_in_an_old_failure_is_not_new() -> None:
@@ -387,3 +393,50 @@ def test_renamed_symbol_in_an_old_failure_is_not_new() -> None:
     assert new_findings(base, head, {"natural_size": "naturalsize"}) == []
     other = [Finding(("pyright", "a.py", "bad type in function \"natural_size_x\""), "a.py:4: x")]
     assert new_findings(base, other, {"natural_size": "naturalsize"}) == ["a.py:4: x"]
+
+
+def bare_python(tmp_path: Path) -> Path:
+    """A virtual environment without pytest, ruff or pyright: a repository's env before setup."""
+    venv = tmp_path / "bare-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    return venv
+
+
+@needs_bwrap
+@pytest.mark.timeout(300)
+def test_a_missing_tool_is_not_run_and_a_required_one_fails_the_report(tmp_path: Path) -> None:
+    venv = bare_python(tmp_path)
+    base = make_repo(tmp_path)
+    head = make_head(base, tmp_path, {"pkg/core.py": CORE + "\n\ndef noop() -> None:\n    pass\n"})
+    settings = ValidationSettings(python=str(venv / "bin" / "python"))
+    report = validate_change(
+        base_dir=base, head_dir=head, changed_files=["pkg/core.py"], tests=None,
+        acceptance_tests=[], sandbox=BubblewrapSandbox(ro_paths=[venv]), settings=settings,
+    )
+    assert [c.state for c in report.checks] == ["not_run"] * 3
+    tests = check(report, "pytest")
+    assert tests.skipped_reason is not None and "pytest is not available to" in tests.skipped_reason
+    assert "No module named pytest" in tests.skipped_reason
+    assert not report.passed and not report.failed
+    assert [m.split(":")[0] for m in report.missing] == ["pytest"]
+    opted_out = report.model_copy(update={"required": []})
+    assert opted_out.passed and len(opted_out.unchecked) == 3
+
+
+EXITS_WITHOUT_REPORT = """\
+import os
+
+
+def pytest_configure(config):
+    os._exit(1)
+"""
+
+
+@needs_bwrap
+@pytest.mark.timeout(300)
+def test_pytest_exiting_1_without_a_report_is_a_failure(tmp_path: Path) -> None:
+    base = make_repo(tmp_path)
+    head = make_head(base, tmp_path, {"conftest.py": EXITS_WITHOUT_REPORT})
+    result = check(validate(base, head, ["conftest.py"], settings=ONLY_PYTEST), "pytest")
+    assert result.state == "failed" and len(result.new_failures) == 1
+    assert "exit code 1" in result.new_failures[0]

@@ -9,6 +9,7 @@ import libcst as cst
 from diffusellm.errors import OperationError
 from diffusellm.pipeline.operations.generative.source import (
     body_fingerprint,
+    checks_something,
     merge_imports,
     names_used,
     parse_body,
@@ -215,6 +216,12 @@ def apply_add_test(project: Project, op: AddTest) -> None:
     target = resolve_target(project, op.target)
     imports, func = parse_function_source(op.source, f"the new test for {op.target}")
     source_module = cst.parse_module(op.source.strip() + "\n")
+    if not checks_something(source_module.code_for_node(func)):
+        raise OperationError(
+            f"the new test {func.name.value} for {op.target} asserts nothing (its body is only "
+            "`pass`, `...`, a docstring or plain assignments)",
+            hint="give the test an assert (or pytest.raises) on the behaviour it covers",
+        )
     exists = op.path in project.python_files() or is_plain_file(project.root, op.path)
     tree = project.parse(op.path) if exists else cst.Module(body=())
     if _child(tree, func.name.value) is not None:

@@ -154,3 +154,18 @@ def body_fingerprint(code: str) -> str | None:
         if isinstance(node, ast.Name) and node.id in rename:
             node.id = rename[node.id]
     return "\n".join(ast.dump(stmt) for stmt in body)
+
+
+def checks_something(code: str) -> bool:
+    """True when a test function's code asserts, raises or calls something (a helper, `pytest.raises`,
+    `self.assertEqual`): a body of only `pass`, `...`, a docstring or plain assignments checks nothing."""
+    try:
+        tree = ast.parse(textwrap.dedent(code))
+    except SyntaxError:
+        return False
+    funcs = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    body = funcs[0].body if funcs else tree.body
+    return any(
+        isinstance(node, ast.Assert | ast.Raise | ast.Call)
+        for stmt in body for node in ast.walk(stmt)
+    )

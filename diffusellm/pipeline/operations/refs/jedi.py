@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import sysconfig
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,18 @@ from diffusellm.pipeline.paths import encode_source
 from diffusellm.pipeline.project import Project
 
 Site = tuple[str, int, int]  # repository-relative path, line, column
+
+
+def search_path(python: str | None) -> list[str]:
+    """Where jedi looks for imports: the standard library, and the repository's environment's
+    packages when there is one; never diffusellm's own site-packages, where a copy of the
+    repository's package may be installed."""
+    stdlib = [sysconfig.get_path("stdlib"), sysconfig.get_path("platstdlib")]
+    found = [*dict.fromkeys(stdlib), *(str(Path(p, "lib-dynload")) for p in stdlib[:1])]
+    if python is not None:
+        prefix = Path(python).parent.parent
+        found += sorted(str(p) for p in prefix.glob("lib/python3*/site-packages"))
+    return [p for p in found if Path(p).is_dir()]
 
 
 @dataclass
@@ -60,9 +73,23 @@ class JediIndex:
     def _project(self) -> Any:
         if self._jedi is None:
             root = self.root()
-            self._jedi = jedi.Project(path=str(root), added_sys_path=[
-                str(root / p) for p in src_roots(self.project)])
+            own = [str(root / p) for p in src_roots(self.project)]  # the repository's code wins
+            self._jedi = jedi.Project(
+                path=str(root), sys_path=[*own, *search_path(self.project.python)], added_sys_path=own,
+            )
         return self._jedi
+
+    def outside_copy(self, name: Any) -> str | None:
+        """`path:line` when a jedi name is defined outside the repository in a module the repository
+        itself has (an installed copy of its own code): a use that must not pass as "something else"."""
+        path, module = getattr(name, "module_path", None), str(getattr(name, "module_name", "") or "")
+        if path is None or self.site(name) is not None:
+            return None
+        tail = module.replace(".", "/")
+        ends = (f"{tail}.py", f"{tail}.pyi", f"{tail}/__init__.py")
+        if not module or not any(f == e or f.endswith("/" + e) for f in self.project.python_files() for e in ends):
+            return None
+        return f"{path}:{name.line}"
 
     def script(self, rel: str, extra: str = "") -> Any:
         """A jedi Script for a file (pending edits included), optionally with lines appended."""
@@ -120,7 +147,11 @@ def _classify(index: JediIndex, rel: str, use: tuple[int, int, int, int],
     """One `.name` use: a hit, a problem, or None when it refers to something else."""
     line, column, _, _ = use
     script = index.script(rel)
-    sites = {index.site(n) for n in script.goto(line, column, follow_imports=True)}
+    names = script.goto(line, column, follow_imports=True)
+    copies = [c for c in (index.outside_copy(n) for n in names) if c]
+    if copies:
+        return Problem(rel, line, f".{owner.name} resolves outside the repository, to {copies[0]}")
+    sites = {index.site(n) for n in names}
     sites.discard((rel, line, column))  # an assignment `x.name = ...` names itself
     mine = sites & owner.defs
     if mine and sites - mine:

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 import libcst.matchers as m
+import structlog
 
 from diffusellm.errors import OperationError
-from diffusellm.pipeline.operations.refs.bindings import Resolver, import_bindings
+from diffusellm.pipeline.operations.refs.bindings import FileInfo, Resolver, import_bindings
 from diffusellm.pipeline.operations.refs.family import Family, build_family
 from diffusellm.pipeline.operations.refs.jedi import (
     JediIndex,
@@ -23,6 +24,7 @@ from diffusellm.pipeline.operations.refs.jedi import (
 from diffusellm.pipeline.operations.refs.scan import Hit, Problem, Query, RefKind, ScanResult, scan_file
 from diffusellm.pipeline.project import Project, Target
 
+log = structlog.get_logger(__name__)
 _MAX_LISTED = 15
 
 
@@ -62,7 +64,39 @@ def _word_pattern(names: Iterable[str]) -> re.Pattern[str]:
 def _files_naming(project: Project, names: Iterable[str]) -> list[str]:
     pattern = _word_pattern(names)
     project.mentions_undecodable(re.compile(pattern.pattern.encode("utf-8")))
-    return [rel for rel in project.python_files() if pattern.search(project.read(rel))]
+    found: list[str] = []
+    for rel in project.python_files():
+        if rel in project.skipped:
+            continue
+        try:
+            text = project.read(rel)
+        except OperationError as exc:  # not UTF-8 (a PEP 263 declared encoding, or binary)
+            project.skip(rel, exc.message)
+            continue
+        if pattern.search(text):
+            found.append(rel)
+    return found
+
+
+def _analysable(project: Project, resolver: Resolver, rel: str, needed: str) -> FileInfo | None:
+    """The file's parse and metadata, or None (skipped with the reason) when the analysis cannot
+    handle it: a syntax error, a relative import beyond the top package, an odd namespace layout.
+    The file the operation needs (`needed`) is never skipped: that is a refusal naming it."""
+    try:
+        info = resolver.info(rel)
+        info.qualified(info.tree)  # resolves LibCST's qualified names for the whole file now
+    except OperationError as exc:
+        reason = exc.message
+    except (ImportError, ValueError, KeyError, RecursionError) as exc:
+        reason = f"LibCST cannot resolve its names: {type(exc).__name__}: {exc}"
+    else:
+        return info
+    if rel == needed:
+        raise OperationError(f"cannot analyse {rel}: {reason}",
+                             hint="fix that file first; nothing was changed")
+    project.skip(rel, reason)
+    log.warning("refs.file_skipped", path=rel, reason=reason)
+    return None
 
 
 def _module_query(project: Project, resolver: Resolver, target: Target) -> Query:
@@ -76,7 +110,9 @@ def _module_query(project: Project, resolver: Resolver, target: Target) -> Query
             break
         for rel in todo:
             done.add(rel)
-            info = resolver.info(rel)
+            info = _analysable(project, resolver, rel, target.path)
+            if info is None:
+                continue
             for node in m.findall(info.tree, m.ImportFrom()):
                 assert isinstance(node, cst.ImportFrom)
                 for local, full in import_bindings(node, info.module, info.is_package):
@@ -123,8 +159,9 @@ def collect_references(project: Project, target: Target,
     problems: list[Problem] = []
     if family is not None:
         problems += external_problems(index, family, [query.old])
-    results = {rel: scan_file(resolver.info(rel), resolver, query)
-               for rel in _files_naming(project, query.names)}
+    infos = {rel: _analysable(project, resolver, rel, target.path)
+             for rel in _files_naming(project, query.names)}
+    results = {rel: scan_file(info, resolver, query) for rel, info in infos.items() if info is not None}
     hits = {rel: set(r.hits) for rel, r in results.items()}
     problems += [p for r in results.values() for p in r.problems]
     owner = family_owner(family) if family else _module_owner(project, target, query, hits)
