@@ -92,6 +92,14 @@ class RunReport(BaseModel):
     """The files and functions localisation found, with reasons (runs that read an issue)."""
 
 
+def planned_spec(report: RunReport) -> Spec:
+    """The spec of a plan-only run, with the operations of the plan it would try first."""
+    assert report.spec is not None
+    if report.plan is None:
+        return report.spec
+    return report.spec.model_copy(update={"operations": list(report.plan.operations)})
+
+
 CoreChooser = Callable[[Sequence[Mapping[str, Any]], Sequence[str]], str]
 """(the plan's operations as JSON data, the cores available) → the core to use."""
 

@@ -288,3 +288,9 @@ def load_spec_file(path: Path) -> Spec:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read spec file {path}: {exc}") from None
     return load_spec_text(text, source=str(path))
+
+
+def spec_yaml(spec: Spec) -> str:
+    """A spec as the YAML a person could have written (and the admin page edits)."""
+    data = spec.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

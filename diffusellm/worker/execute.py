@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-import yaml
 
 from diffusellm.config import Settings, load_settings
 from diffusellm.errors import ConfigError, DiffuseLLMError, SpecError
@@ -23,9 +22,9 @@ from diffusellm.forge.local import LocalForge
 from diffusellm.jobs.model import EDITED_SPEC_KEY, SPEC_AUTHOR_KEY, SPEC_BY_MODEL, Job, JobCommand
 from diffusellm.learn.outcomes import OutcomeStore
 from diffusellm.pipeline.deliver.summary import unchecked_title
-from diffusellm.pipeline.job import Models, RunReport
+from diffusellm.pipeline.job import Models, RunReport, planned_spec
 from diffusellm.pipeline.runner import run_issue, run_spec
-from diffusellm.pipeline.spec import Spec, load_spec_text
+from diffusellm.pipeline.spec import Spec, load_spec_text, spec_yaml
 from diffusellm.pipeline.validate.sandbox import Sandbox
 from diffusellm.pipeline.workspace import run_git
 from diffusellm.repo_config import (
@@ -240,20 +239,6 @@ def _post_plan(run: _Run, spec: Spec, *, keep: bool = False) -> dict[str, Any]:
         "status_comment_id": _comment_id(run.board),
     }
     return result | ({EDITED_SPEC_KEY: spec_yaml(spec), SPEC_AUTHOR_KEY: SPEC_BY_MODEL} if keep else {})
-
-
-def planned_spec(report: RunReport) -> Spec:
-    """The spec of a plan-only run, with the operations of the plan it would try first."""
-    assert report.spec is not None
-    if report.plan is None:
-        return report.spec
-    return report.spec.model_copy(update={"operations": list(report.plan.operations)})
-
-
-def spec_yaml(spec: Spec) -> str:
-    """A spec as the YAML a person could have written (and the admin page edits)."""
-    data = spec.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
 def _from_free_text(run: _Run, config: RepoConfig) -> dict[str, Any]:

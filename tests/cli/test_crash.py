@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import typer
 
-from diffusellm.cli.main import _guard  # pyright: ignore[reportPrivateUsage]
+from diffusellm.cli.common import guard
 
 
 def _boom() -> None:
@@ -21,7 +21,7 @@ def test_an_unexpected_exception_exits_2_with_one_line_and_the_log_path(
     as_json: bool, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(typer.Exit) as stopped:
-        _guard(as_json, _boom)
+        guard(as_json, _boom)
     assert stopped.value.exit_code == 2
     out, err = capsys.readouterr()
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
@@ -40,5 +40,5 @@ def test_exits_a_command_chose_are_kept() -> None:
         raise typer.Exit(1)
 
     with pytest.raises(typer.Exit) as stopped:
-        _guard(False, stop)
+        guard(False, stop)
     assert stopped.value.exit_code == 1

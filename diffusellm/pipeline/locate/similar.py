@@ -67,9 +67,11 @@ def _trie_scores(index: RepoIndex, probe: Chunk, limit: int) -> dict[str, tuple[
 def similar_in_index(index: RepoIndex, probe: Chunk, *, top: int = 5,
                      include_tests: bool = False) -> list[SimilarFunction]:
     """Rank the index's functions and methods by cosine to the probe plus signature match."""
-    vector = index.embedder.embed([embedding_text(probe)])[0]
-    where = {"kind": {"$in": ["function", "method"]}}
-    cosines = {cid: cos for cid, cos in dense_query(index.collection, vector, 4 * top + 20, where)}
+    cosines: dict[str, float] = {}
+    if index.embedder is not None:  # an index built without embeddings ranks by signature alone
+        vector = index.embedder.embed([embedding_text(probe)])[0]
+        where = {"kind": {"$in": ["function", "method"]}}
+        cosines = {cid: cos for cid, cos in dense_query(index.collection, vector, 4 * top + 20, where)}
     trie = _trie_scores(index, probe, 4 * top)
     by_qualname = {index.chunks[index.position[c]].qualname: c for c in cosines}
     if trie:
