@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from diffusellm.app.admin.views import patch_file
 from diffusellm.app.main import build_app
 from diffusellm.config import Settings, load_settings
 from diffusellm.jobs.model import JobState
@@ -163,7 +164,11 @@ def test_a_job_page_follows_the_job_collapses_its_diff_and_retries_it(
     job, _ = seed.enqueue(new_job("browse"))
     assert seed.claim("gpu-1", 600) is not None
     seed.add_event(job.id, "phase", "checkout")
-    patch = settings.state_path() / "repos" / "x" / "change.patch"
+    report = {"job_id": "20250301-120000-0123abcd"}
+    claimed = seed.get(job.id)
+    assert claimed is not None
+    patch = patch_file(claimed.model_copy(update={"result": {"report": report}}), settings.state_path())
+    assert patch is not None, "the job's own patch has a place in its repository's state folder"
     patch.parent.mkdir(parents=True)
     patch.write_text(PATCH)
     page, errors = browser_page
@@ -179,7 +184,7 @@ def test_a_job_page_follows_the_job_collapses_its_diff_and_retries_it(
         page.locator("#job-phase", has_text="generate").wait_for(timeout=20_000)  # polled, no reload
 
         seed.finish(job.id, "gpu-1", JobState.FAILED, error="validation failed: tests/test_core.py::test_x",
-                    result={"status": "failed", "report": {"patch_path": str(patch)}})
+                    result={"status": "failed", "report": report})
         page.wait_for_selector("#retry", timeout=20_000)  # the page reloaded itself on the state change
         assert page.inner_text("#job-state") == "failed" and "then Retry" in page.inner_text("#hint")
         first = page.locator("details.diff-file").first

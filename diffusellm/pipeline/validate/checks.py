@@ -273,7 +273,7 @@ def _pytest_run(ctx: _Context, root: Path, targets: list[str] | None, report: st
     result = ctx.run(argv, root)
     junit = root / OUT_DIR / report
     findings, seen = parse_junit(root, junit)
-    ran = tests_run(junit)
+    ran = tests_run(root, junit)
     missing = missing_tool("pytest", result)
     if missing is not None:
         return _Run([missing], result, argv, seen)

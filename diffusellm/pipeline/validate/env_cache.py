@@ -21,6 +21,7 @@ from diffusellm.pipeline.validate.environment import (
     EnvironmentPlan,
     plan_environment,
 )
+from diffusellm.pipeline.validate.outputs import OutputRefusedError, read_output
 from diffusellm.pipeline.validate.sandbox import Limits, Sandbox, SandboxResult
 from diffusellm.pipeline.validate.settings import EnvironmentSettings
 
@@ -145,8 +146,8 @@ def _environment(entry: Path, *, cache_hit: bool) -> Environment:
 def _base_prefix(venv: Path) -> list[Path]:
     """The installation the venv's interpreter comes from (pyvenv.cfg `home`), to show it too."""
     try:
-        lines = (venv / "pyvenv.cfg").read_text(encoding="utf-8").splitlines()
-    except OSError:
+        lines = read_output(venv, "pyvenv.cfg", limit=64 * 1024).decode("utf-8", "replace").splitlines()
+    except OutputRefusedError:  # the build ran the repository's code: never block on what it left
         return []
     homes = [ln.split("=", 1)[1].strip() for ln in lines if ln.split("=", 1)[0].strip() == "home"]
     return [Path(homes[0]).parent] if homes else []

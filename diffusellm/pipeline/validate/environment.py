@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict
 
+from diffusellm.pipeline.validate.outputs import OutputRefusedError, read_output
 from diffusellm.pipeline.validate.settings import EnvironmentSettings
 
 GROUPS = ("test", "tests", "dev")
@@ -160,10 +161,14 @@ def _has_project(root: Path) -> bool:
     return bool(_table(_pyproject(root), "project")) or (root / "setup.py").is_file()
 
 
+_DECLARATION_BYTES = 4 * 1024 * 1024
+"""Declaration files are read through `read_output` (no links, no FIFOs, capped): the repository is untrusted."""
+
+
 def _pyproject(root: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return tomllib.loads(read_output(root, "pyproject.toml", limit=_DECLARATION_BYTES).decode("utf-8"))
+    except (OutputRefusedError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return {}
 
 
@@ -177,9 +182,10 @@ def declaration_key(root: Path, python: str, words: Sequence[str]) -> str:
     digest = hashlib.sha256()
     files = [*BUILD_FILES, *requirement_files(root), *_referenced(root)]
     for rel in sorted(set(files)):
-        path = root / rel
-        if path.is_file():
-            digest.update(f"{rel}\0".encode() + path.read_bytes() + b"\0")
+        try:
+            digest.update(f"{rel}\0".encode() + read_output(root, rel, limit=_DECLARATION_BYTES) + b"\0")
+        except OutputRefusedError:  # absent, a link, a FIFO or too big: not a declaration we use
+            continue
     digest.update(("\0".join([python, *words])).encode())
     return digest.hexdigest()[:24]
 
@@ -188,7 +194,10 @@ def _referenced(root: Path) -> list[str]:
     """Files that requirement files include with -r / -c (one level), so their edits count."""
     found: list[str] = []
     for rel in requirement_files(root):
-        text = (root / rel).read_text(encoding="utf-8", errors="replace")
+        try:
+            text = read_output(root, rel, limit=_DECLARATION_BYTES).decode("utf-8", "replace")
+        except OutputRefusedError:
+            continue
         for match in re.finditer(r"^\s*-[rc]\s*(\S+)", text, re.MULTILINE):
             found.append((Path(rel).parent / match.group(1)).as_posix())
     return found

@@ -86,11 +86,13 @@ def missing_tool(tool: str, result: SandboxResult) -> Finding | None:
     return None
 
 
-def tests_run(xml_path: Path) -> int:
-    """How many tests a junit report says ran (collection errors and skipped tests are not runs)."""
+def tests_run(root: Path, xml_path: Path) -> int:
+    """How many tests a junit report says ran (collection errors and skipped tests are not runs).
+
+    Read only through `read_output`, like `parse_junit`: the sandbox may have left a FIFO or a link."""
     try:
-        tree = ET.parse(xml_path)
-    except (OSError, ET.ParseError):
+        tree = ET.ElementTree(ET.fromstring(read_output(root, xml_path.relative_to(root).as_posix())))
+    except (OutputRefusedError, ET.ParseError):
         return 0
     count = 0
     for case in tree.iter("testcase"):

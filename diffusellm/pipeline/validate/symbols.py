@@ -10,6 +10,7 @@ from pathlib import Path
 
 from diffusellm.pipeline.project import module_name_for
 from diffusellm.pipeline.validate.findings import Finding
+from diffusellm.pipeline.validate.outputs import OutputRefusedError, read_output
 
 
 def keyed_by_symbol(findings: Sequence[Finding], root: Path) -> list[Finding]:
@@ -42,8 +43,8 @@ def moved_back(key: tuple[str, ...], moves: Mapping[str, str]) -> tuple[str, ...
 def _definitions(root: Path, rel: str) -> list[tuple[int, int, str]]:
     """(first line, last line, qualname) of every def and class in a file; empty if unreadable."""
     try:
-        tree = ast.parse((root / rel).read_bytes())
-    except (OSError, SyntaxError, ValueError):
+        tree = ast.parse(read_output(root, rel))
+    except (OutputRefusedError, SyntaxError, ValueError):
         return []
     module = module_name_for(root, rel)
     found: list[tuple[int, int, str]] = []

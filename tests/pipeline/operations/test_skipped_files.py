@@ -1,4 +1,5 @@
-"""Files an analysis cannot handle are skipped with a warning naming them, unless the operation needs them."""
+"""Files whose names LibCST cannot resolve are skipped with a warning naming them, unless the operation
+needs them; a file that names the symbol and cannot be parsed is a refusal naming it."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ FILES = {
     "use.py": "from pkg.core import greet\n\nprint(greet())\n",
     # flask's examples/ apps: a relative import that climbs above the top package
     "examples/app.py": "from ..pkg.core import greet\n\nprint(greet())\n",
-    "broken.py": "def greet(:\n",
 }
 
 
@@ -28,16 +28,21 @@ def rename(root: Path, target: str) -> tuple[dict[str, str | None], list[str]]:
     return apply_operations(root, [op], context=context), context.warnings
 
 
-def test_unanalysable_files_are_skipped_with_a_warning_naming_each(tmp_path: Path) -> None:
+def test_files_whose_names_cannot_be_resolved_are_skipped_with_a_warning(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "repo", FILES)
     (root / "legacy.py").write_bytes("# -*- coding: latin-1 -*-\nfrom pkg.core import greet  # é\n".encode("latin-1"))
     changes, warnings = rename(root, "pkg.core.greet")
-    assert sorted(changes) == ["pkg/core.py", "use.py"]
+    assert sorted(changes) == ["legacy.py", "pkg/core.py", "use.py"], "a PEP 263 file is read in its encoding"
     assert changes["use.py"] == "from pkg.core import welcome\n\nprint(welcome())\n"
-    assert [w.split(" ", 1)[0] for w in warnings] == ["broken.py", "examples/app.py", "legacy.py"]
-    assert "relative import beyond top-level package" in warnings[1]
-    assert "syntax error" in warnings[0] and "not UTF-8" in warnings[2]
-    assert all("were not updated" in w for w in warnings)
+    assert [w.split(" ", 1)[0] for w in warnings] == ["examples/app.py"]
+    assert "relative import beyond top-level package" in warnings[0] and "were not updated" in warnings[0]
+
+
+def test_a_file_naming_the_symbol_that_cannot_be_parsed_is_a_refusal(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "repo", {**FILES, "broken.py": "def greet(:\n"})
+    with pytest.raises(OperationError, match=r"cannot analyse broken\.py: .*syntax error"):
+        rename(root, "pkg.core.greet")
+    assert (root / "use.py").read_text(encoding="utf-8") == FILES["use.py"], "nothing was written"
 
 
 def test_the_file_the_operation_needs_is_a_refusal_naming_it(tmp_path: Path) -> None:

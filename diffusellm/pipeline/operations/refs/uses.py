@@ -79,11 +79,18 @@ def _files_naming(project: Project, names: Iterable[str]) -> list[str]:
 
 
 def _analysable(project: Project, resolver: Resolver, rel: str, needed: str) -> FileInfo | None:
-    """The file's parse and metadata, or None (skipped with the reason) when the analysis cannot
-    handle it: a syntax error, a relative import beyond the top package, an odd namespace layout.
-    The file the operation needs (`needed`) is never skipped: that is a refusal naming it."""
+    """The file's parse and metadata, or None (skipped with the reason) when LibCST cannot resolve
+    its names (a relative import beyond the top package, an odd namespace layout).
+
+    A file that names the symbol but cannot be parsed at all is a refusal naming it: nothing can tell
+    whether it uses the symbol, and a change around it could leave it stale. So is the file the
+    operation needs (`needed`)."""
     try:
         info = resolver.info(rel)
+    except OperationError as exc:
+        raise OperationError(f"cannot analyse {rel}: {exc.message}",
+                             hint="fix that file first (it names the symbol); nothing was changed") from None
+    try:
         info.qualified(info.tree)  # resolves LibCST's qualified names for the whole file now
     except OperationError as exc:
         reason = exc.message
