@@ -93,12 +93,13 @@ def _build(
         "UV_PROJECT_ENVIRONMENT": str(venv),
         "UV_PYTHON_DOWNLOADS": "never",
         "UV_NO_PROGRESS": "1",
-        "UV_NATIVE_TLS": "1",  # the system trust store (/etc/ssl, bound for the install step)
         "VIRTUAL_ENV": str(venv),
         "PATH": f"{venv}/bin:/usr/local/bin:/usr/bin:/bin",
     }
     uv = uv_binary()
     network = settings.network and not settings.offline
+    if network:  # the system trust store (/etc/ssl is bound only for a networked step); offline, uv
+        env["UV_SYSTEM_CERTS"] = "1"  # must not look for certificates it cannot find
     limits = Limits(wall_seconds=float(settings.install_timeout_s), cpu_seconds=settings.install_timeout_s)
     for step in plan.steps:
         argv = [word.replace("{uv}", uv).replace("{venv}", str(venv)) for word in step]
