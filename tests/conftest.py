@@ -53,7 +53,9 @@ def unpack_sdist(name: str, dest: Path) -> Path:
         tar.extractall(dest, filter="data")
     repo = dest / name
     git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
+    # --force: an sdist ships files its own .gitignore lists (humanize's generated _version.py),
+    # and the project does not import without them.
+    git(repo, "add", "-A", "--force")
     git(repo, "commit", "-q", "-m", f"Import {name}")
     return repo
 

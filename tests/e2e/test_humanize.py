@@ -32,7 +32,7 @@ def _run(settings: Settings, repo: Path, spec_yaml: str) -> RunReport:
 
 
 def _assert_green(report: RunReport) -> None:
-    failures = {c.name: c.new_failures for c in report.validation.checks if not c.passed}
+    failures = {c.name: (c.state, c.skipped_reason, c.new_failures) for c in report.validation.checks if not c.passed}
     assert report.status == "succeeded", failures
     pytest_check = next(c for c in report.validation.checks if c.name == "pytest")
     assert pytest_check.passed and pytest_check.skipped_reason is None
