@@ -41,11 +41,11 @@ class OutageSandbox(RecordingSandbox):
         self.double, self.armed = double, False
 
     def run(self, argv: Sequence[str], *, workdir: Path, env: Mapping[str, str] | None = None,
-            limits: Limits | None = None) -> SandboxResult:
+            limits: Limits | None = None, ro_paths: Sequence[Path] = (), network: bool = False) -> SandboxResult:
         if self.armed:
             self.armed = False
             self.double.stop()
-        return super().run(argv, workdir=workdir, env=env, limits=limits)
+        return super().run(argv, workdir=workdir, env=env, limits=limits, ro_paths=ro_paths, network=network)
 
 
 class Bench:
