@@ -7,10 +7,15 @@ import subprocess
 import tarfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from diffusellm.config import Settings, load_settings
+from diffusellm.models.settings import TransformersLLM
+
+if TYPE_CHECKING:
+    from diffusellm.models.hf.generator import HFTextGenerator
 
 ROOT = Path(__file__).resolve().parents[1]
 SDISTS = ROOT / ".state" / "sdists"
@@ -66,3 +71,18 @@ def settings(tmp_path: Path) -> Settings:
     interpreter (tests have no network to build a repository's environment; test_environment does,
     offline)."""
     return load_settings(None, [f"state_dir={tmp_path / 'state'}", "validation.environment.build=false"])
+
+
+@pytest.fixture(scope="session")
+def llm_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A state folder for the session; the embedded GGUF is converted into it once."""
+    return tmp_path_factory.mktemp("llm-state")
+
+
+@pytest.fixture(scope="session")
+def smollm(llm_state: Path) -> HFTextGenerator:
+    """The embedded SmolLM2-135M-Instruct on the CPU, loaded once for every test folder that needs it
+    (first load: converts the GGUF)."""
+    from diffusellm.models.hf.generator import HFTextGenerator  # torch only for tests that use it
+
+    return HFTextGenerator.load(TransformersLLM(), llm_state)
