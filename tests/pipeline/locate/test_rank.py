@@ -45,7 +45,7 @@ PYTEST_LOG = """    def test_round():
 >       assert total(cart) == 3
 tests/test_cart.py:12:
 _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _
-/home/ci/work/shop/src/shop/pricing.py:352: in total
+/home/ci/checkout/shop/src/shop/pricing.py:352: in total
     return round(value, places)
 E   TypeError: bad places
 C:\\build\\shop\\src\\shop\\money.py:7: TypeError
@@ -55,9 +55,9 @@ C:\\build\\shop\\src\\shop\\money.py:7: TypeError
 def test_pytest_frames_and_absolute_and_windows_paths_are_read() -> None:
     seeds = extract_seeds(PYTEST_LOG)
     assert seeds.frames[0] == Frame("C:\\build\\shop\\src\\shop\\money.py", 7, "")
-    assert seeds.frames[1] == Frame("/home/ci/work/shop/src/shop/pricing.py", 352, "total")
+    assert seeds.frames[1] == Frame("/home/ci/checkout/shop/src/shop/pricing.py", 352, "total")
     assert seeds.frames[2] == Frame("tests/test_cart.py", 12, "")
-    assert "/home/ci/work/shop/src/shop/pricing.py" in seeds.paths
+    assert "/home/ci/checkout/shop/src/shop/pricing.py" in seeds.paths
 
 
 def test_without_written_paths_absolute_paths_are_not_frames() -> None:
