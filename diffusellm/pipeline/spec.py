@@ -16,7 +16,10 @@ from diffusellm.errors import SpecError
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _DOTTED = rf"^{_IDENT}(\.{_IDENT})*$"
-_YAML_BLOCK = re.compile(r"```ya?ml[ \t]*\n(.*?)\n```", re.DOTALL)
+YAML_BLOCK = re.compile(r"```ya?ml[ \t]*\n(.*?)\n```", re.DOTALL)
+"""An issue's ```yaml spec block (its body is group 1)."""
+YAML_FENCE = re.compile(r"^```ya?ml[ \t]*$", re.MULTILINE)
+"""The opening fence of a ```yaml block: whether a text carries a spec at all."""
 
 
 class _Op(BaseModel):
@@ -266,7 +269,7 @@ def parse_spec(data: Any, *, source: str = "spec") -> Spec:
 def load_spec_text(text: str, *, source: str = "spec") -> Spec:
     """Read a spec from YAML text, or from the first fenced ```yaml block of Markdown text."""
     text = text.replace("\r\n", "\n")  # GitHub issue bodies usually arrive with CRLF line endings
-    match = _YAML_BLOCK.search(text)
+    match = YAML_BLOCK.search(text)
     body = match.group(1) if match else text
     try:
         data = yaml.safe_load(body)

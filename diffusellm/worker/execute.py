@@ -24,7 +24,7 @@ from diffusellm.learn.outcomes import OutcomeStore
 from diffusellm.pipeline.deliver.summary import unchecked_title
 from diffusellm.pipeline.job import Models, RunReport, planned_spec
 from diffusellm.pipeline.runner import run_issue, run_spec
-from diffusellm.pipeline.spec import Spec, load_spec_text, spec_yaml
+from diffusellm.pipeline.spec import YAML_FENCE, Spec, load_spec_text, spec_yaml
 from diffusellm.pipeline.validate.sandbox import Sandbox
 from diffusellm.pipeline.workspace import run_git
 from diffusellm.repo_config import (
@@ -52,7 +52,6 @@ from diffusellm.worker.sandbox import sandbox_from_settings
 log = structlog.get_logger(__name__)
 ForgeFactory = Callable[[str, "int | None"], Forge]
 CHECK_NAME = "diffusellm"
-_YAML_FENCE = re.compile(r"^```ya?ml[ \t]*$", re.MULTILINE)
 PLAN_POSTED = "plan_posted"
 """Set in a PLAN job's result; the job comes back after `approve` and then makes the change."""
 
@@ -321,7 +320,7 @@ def _spec(run: _Run) -> Spec | None:
     source = f"#{run.number}"
     if isinstance(edited, str) and edited.strip():  # approved after an edit on the admin page
         text, source = f"```yaml\n{edited}\n```", "the approved spec"
-    if not _YAML_FENCE.search(text.replace("\r\n", "\n")):
+    if not YAML_FENCE.search(text.replace("\r\n", "\n")):
         if run.models is not None and text.strip():
             return None
         reply = spec_request_text(req.title, run.options.command, free_text=run.models is not None)

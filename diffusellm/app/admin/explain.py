@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 import yaml
 
 from diffusellm.jobs.model import EDITED_SPEC_KEY, SPEC_AUTHOR_KEY, SPEC_BY_MODEL, Job, JobState
+from diffusellm.pipeline.spec import YAML_BLOCK
 
-_YAML_BLOCK = re.compile(r"```ya?ml[ \t]*\n(.*?)\n```", re.DOTALL)
 MAX_EDITOR_CHARS = 60
 
 
@@ -31,7 +29,7 @@ def spec_origin(job: Job) -> tuple[str, str]:
         if isinstance(author, str) and author.strip():
             return approved, f"edited by {author}"
         return approved, "edited before execution"  # jobs approved before authors were recorded
-    block = _YAML_BLOCK.search(_request_text(job))
+    block = YAML_BLOCK.search(_request_text(job))
     reported = result.get("report")
     spec = reported.get("spec") if isinstance(reported, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
     if isinstance(spec, dict) and spec:

@@ -10,7 +10,6 @@ names no code and the ranking is unsure, or a needed value is missing, the autho
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -34,13 +33,12 @@ from diffusellm.pipeline.normalise.prompts import normalise_messages
 from diffusellm.pipeline.normalise.rank import MODEL_WEIGHT, Ranking, rank_options
 from diffusellm.pipeline.normalise.rules import issue_spec, rule_spec
 from diffusellm.pipeline.settings import MIN_CONFIDENCE
-from diffusellm.pipeline.spec import Spec, load_spec_text, parse_spec
+from diffusellm.pipeline.spec import YAML_FENCE, Spec, load_spec_text, parse_spec
 from diffusellm.pipeline.understand.style.profile import StyleProfile
 
 DRAFT_TOKENS = 320
 FILL_TRIES = 3
 """Options tried, best first, when the best cannot apply (say, no parameter to remove)."""
-_YAML_FENCE = re.compile(r"^```ya?ml[ \t]*$", re.MULTILINE)
 log = structlog.get_logger(__name__)
 NormaliseMethod = Literal["rank", "draft"]
 
@@ -70,7 +68,7 @@ def spec_from_text(text: str, *, source: str = "issue", yaml_only: bool = False)
 
     A YAML block or a YAML file with mistakes is an error, never a reason to ask a model.
     """
-    if yaml_only or _YAML_FENCE.search(text.replace("\r\n", "\n")):
+    if yaml_only or YAML_FENCE.search(text.replace("\r\n", "\n")):
         return load_spec_text(text, source=source)
     try:
         data = yaml.safe_load(text)
