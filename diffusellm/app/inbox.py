@@ -120,15 +120,26 @@ class SpoolInbox:
 
     def pending(self) -> list[WebhookEvent]:
         """Every stored delivery, oldest first; unreadable files are skipped (left for a human)."""
-        files = sorted(self._dir.glob("*.json"), key=lambda p: (p.stat().st_mtime, p.name))
         events: list[WebhookEvent] = []
-        for path in files:
+        for _, path in self._stored():
             with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
                 raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
                 events.append(WebhookEvent(name=str(raw["name"]),
                                            delivery_id=str(raw["delivery_id"]),
                                            payload=dict(raw["payload"])))
         return events
+
+    def _stored(self) -> list[tuple[float, Path]]:
+        """Each stored delivery with its arrival time, oldest first.
+
+        Triage deletes files while this lists them (recovery runs beside the metrics scrape),
+        so a file that is gone by the time it is looked at is simply not pending any more.
+        """
+        found: list[tuple[float, Path]] = []
+        for path in self._dir.glob("*.json"):
+            with contextlib.suppress(FileNotFoundError):
+                found.append((path.stat().st_mtime, path))
+        return sorted(found, key=lambda item: (item[0], item[1].name))
 
     def done(self, delivery_id: str) -> None:
         """Delete the delivery's file (and its status); a missing file is fine."""

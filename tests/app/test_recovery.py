@@ -122,6 +122,24 @@ def test_one_delivery_is_never_triaged_twice_at_once(tmp_path: Path) -> None:
     assert handler.calls == 1 and inbox.pending() == []
 
 
+def test_a_delivery_triaged_while_the_inbox_is_listed_is_not_pending(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recovery deletes files while the metrics scrape lists the folder; that is no error."""
+    inbox = SpoolInbox(tmp_path / "inbox")
+    for n in range(3):
+        inbox.put(_event(n))
+    real_stat = Path.stat
+
+    def stat_after_triage(path: Path, **kwargs: bool) -> object:
+        if path.name == "d-1.json":
+            inbox.done("d-1")
+        return real_stat(path, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", stat_after_triage)
+    assert [event.delivery_id for event in inbox.pending()] == ["d-0", "d-2"]
+    assert inbox.summary().waiting == 2
+
+
 def test_the_port_answers_at_once_with_a_full_inbox(tmp_path: Path) -> None:
     handler = Handler()
     handler.release.clear()  # triage hangs, as it does while GitHub does not answer
