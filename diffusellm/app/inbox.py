@@ -66,6 +66,11 @@ class InboxSummary:
     """(delivery id, event key, status) of every failed delivery, newest failure first."""
 
 
+def state_inbox(state_dir: Path) -> SpoolInbox:
+    """The app's inbox: the `inbox` folder of the state folder."""
+    return SpoolInbox(state_dir / "inbox")
+
+
 def valid_delivery_id(delivery_id: str) -> bool:
     """GitHub's delivery ids are GUIDs; anything usable as a file name of that shape is accepted."""
     return bool(_SAFE_ID.match(delivery_id))
@@ -147,6 +152,15 @@ class SpoolInbox:
             self._path(delivery_id).unlink()
         with contextlib.suppress(FileNotFoundError):
             self._status_path(delivery_id).unlink()
+
+    def forget_failures(self, delivery_id: str) -> bool:
+        """Clear a delivery's failed attempts so the next recovery pass triages it afresh;
+        False when no such delivery is stored (it was triaged or discarded meanwhile)."""
+        if not self._path(delivery_id).exists():
+            return False
+        with contextlib.suppress(FileNotFoundError):
+            self._status_path(delivery_id).unlink()
+        return True
 
     def _status_path(self, delivery_id: str) -> Path:
         return self._path(delivery_id).with_suffix(".status")

@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from diffusellm.app.admin.routes import admin_router
-from diffusellm.app.inbox import SpoolInbox
+from diffusellm.app.inbox import state_inbox
 from diffusellm.app.metrics import InboxCollector
 from diffusellm.app.recovery import InboxRecovery, InboxTriage
 from diffusellm.app.reports import reports_dir
@@ -55,7 +55,7 @@ def build_app(
     env = dict(os.environ if environ is None else environ)
     secrets = secrets_from_env(env)
     store = SqlJobStore(settings.store.url, backoff_base_seconds=settings.store.backoff_base_seconds)
-    inbox = SpoolInbox(settings.state_path() / "inbox")
+    inbox = state_inbox(settings.state_path())
     events = register(
         EventRouter(),
         TriageContext(store=store, settings=settings.github, forges=_forges(settings, secrets, triage=True)),
@@ -82,6 +82,7 @@ def build_app(
         settings=settings,
         environ=env,
         local_repos=settings.server.local_repos if local_repos is None else local_repos,
+        inbox=inbox,
     )
     return create_app(
         store=store,

@@ -1,5 +1,5 @@
 """Admin pages: token login, job list and detail (live), plan review (approve, edit spec, cancel), retry,
-submit, and the `/query_graph` API."""
+submit, failed webhook deliveries, and the `/query_graph` API."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from diffusellm.app.admin.auth import SESSION_COOKIE, AdminAuth, EndedSessions, LoginThrottle
+from diffusellm.app.admin.deliveries import DeliveryDesk
 from diffusellm.app.admin.explain import editor_name
 from diffusellm.app.admin.graph import GraphQueryError, graph_path, query_graph
 from diffusellm.app.admin.learn import SCANNED_JOBS, learn_view
@@ -30,6 +31,7 @@ from diffusellm.app.admin.pages import (
     template_env,
 )
 from diffusellm.app.admin.views import Board, JobRow, job_detail, job_row, web_root
+from diffusellm.app.inbox import SpoolInbox, state_inbox
 from diffusellm.app.reports import load_reports, reports_dir
 from diffusellm.app.triage import idempotency_key
 from diffusellm.config import Settings
@@ -84,6 +86,7 @@ class AdminApp:
     store: AdminStore
     pages: Pages
     state_dir: Path
+    deliveries: DeliveryDesk
     local_repos: tuple[Path, ...]
     web: str = "https://github.com"
     """GitHub's web root, for links to issues and pull requests."""
@@ -172,7 +175,7 @@ class AdminApp:
         if refused is not None:
             return refused
         return self.pages.render(request, "jobs.html", rows=self._rows(state), state=state,
-                                 states=[s.value for s in JobState])
+                                 states=[s.value for s in JobState], inbox=self.deliveries.summary())
 
     def learn(self, request: Request) -> Response:
         """The learning loop: pull-request verdicts, remembered runs, trained adapters."""
@@ -350,6 +353,9 @@ def _routes(router: APIRouter, app: AdminApp) -> None:
     router.add_api_route("/admin/jobs/{job_id}/cancel", app.cancel, **form)
     router.add_api_route("/admin/jobs/{job_id}/spec", app.edit_spec, **form)
     router.add_api_route("/admin/learn", app.learn, methods=["GET"], **html)
+    router.add_api_route("/admin/deliveries", app.deliveries.page, methods=["GET"], **html)
+    router.add_api_route("/admin/deliveries/{delivery_id}/retry", app.deliveries.retry, **form)
+    router.add_api_route("/admin/deliveries/{delivery_id}/discard", app.deliveries.discard, **form)
     router.add_api_route("/admin/submit", app.submit_page, methods=["GET"], **html)
     router.add_api_route("/admin/submit", app.submit, **form)
     router.add_api_route("/admin/static/{name:path}", app.static, methods=["GET"],
@@ -374,19 +380,23 @@ def _app_adapters(settings: Settings) -> tuple[str, ...] | None:
 def admin_router(*, store: AdminStore, settings: Settings,
                  environ: Mapping[str, str] | None = None,
                  local_repos: Sequence[Path] = (),
-                 clock: Callable[[], dt.datetime] | None = None) -> APIRouter:
+                 clock: Callable[[], dt.datetime] | None = None,
+                 inbox: SpoolInbox | None = None) -> APIRouter:
     """`/admin/...` pages and `GET /query_graph`, behind the admin token.
 
     The token is read once, from the environment variable `settings.server.admin_token_env`;
     without it every admin page answers 503. `local_repos` are the repositories the submit form
-    offers (jobs for `local:/abs/path`) and `/query_graph` may digest; `clock` is the job store's.
+    offers (jobs for `local:/abs/path`) and `/query_graph` may digest; `clock` is the job store's;
+    `inbox` is the webhook inbox whose failed deliveries `/admin/deliveries` shows (default: the
+    state folder's).
     """
     env = dict(os.environ if environ is None else environ)
     token = settings.server.admin_token(env)
     ended = EndedSessions(settings.state_path() / "admin" / "ended-sessions")
     pages = Pages(env=template_env(), auth=AdminAuth(token, ended=ended) if token else None,
                   token_env=settings.server.admin_token_env)
-    app = AdminApp(store=store, pages=pages, state_dir=settings.state_path(),
+    desk = DeliveryDesk(pages, inbox or state_inbox(settings.state_path()))
+    app = AdminApp(store=store, pages=pages, state_dir=settings.state_path(), deliveries=desk,
                    local_repos=tuple(p.expanduser().resolve() for p in local_repos),
                    web=_web_root(settings, env), clock=clock or _utc_now,
                    app_adapters=_app_adapters(settings))
