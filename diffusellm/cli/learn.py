@@ -61,15 +61,14 @@ def learn_sync(
     """Accept the runs whose branches were merged (local), or take the app's verdicts (--server)."""
     from diffusellm.cli.learn_view import print_outcomes
     from diffusellm.learn.commands import sync
-    from diffusellm.models.settings import TransformersLLM
+    from diffusellm.models.settings import loaded_adapters
     from diffusellm.worker.remote import sync_server
 
     def work(state: Path) -> list[dict[str, Any]]:
         if server is not None:
             settings = cli_settings(config, overrides)
-            loaded = settings.llm.adapters if isinstance(settings.llm, TransformersLLM) else []
             token = os.environ.get(settings.server.worker_token_env, "")
-            return sync_server(state, server_url(server), token, loaded)
+            return sync_server(state, server_url(server), token, loaded_adapters(settings.llm))
         return sync(state, repo_dir(repo), into)
 
     def show(console: Console, items: list[dict[str, Any]]) -> None:

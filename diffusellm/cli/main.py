@@ -212,11 +212,13 @@ def worker(
     config: ConfigOpt = None,
 ) -> None:
     """Run a GPU worker that pulls jobs from the app over HTTP(S); it needs no inbound port."""
+    from diffusellm.models.settings import loaded_adapters
     from diffusellm.worker.remote import main as remote_main
 
     if config is not None:
         os.environ["DIFFUSELLM_CONFIG"] = str(config.resolve())
-    settings = guard(False, lambda: cli_settings(config, [])).worker
+    full = guard(False, lambda: cli_settings(config, []))
+    settings = full.worker
     url = server or settings.server_url
     if not url:
         emit_error(InputError("no server to pull jobs from"), False)
@@ -225,6 +227,7 @@ def worker(
     checked = url
     url = guard(False, lambda: server_url(checked))
     argv = ["--server", url, "--execute", "diffusellm.worker.execute:build_executor",
+            "--state-dir", str(full.state_path()), *(f"--adapter={a}" for a in loaded_adapters(full.llm)),
             *(["--allow-plain-http"] if settings.allow_plain_http else [])]
     raise typer.Exit(remote_main([*argv, *(["--max-jobs", str(max_jobs)] if max_jobs else [])]))
 

@@ -60,6 +60,11 @@ class OpenAILLM(BaseModel):
 LLMSettings = Annotated[TransformersLLM | OpenAILLM, Field(discriminator="type")]
 
 
+def loaded_adapters(llm: TransformersLLM | OpenAILLM) -> list[str]:
+    """The LoRA adapters a configured LLM loads (a served model loads none of ours)."""
+    return list(llm.adapters) if isinstance(llm, TransformersLLM) else []
+
+
 class DiffusionSettings(BaseModel):
     """The masked-diffusion model that fills scaffold holes; `type: none` leaves the holes to the LLM."""
 

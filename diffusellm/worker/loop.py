@@ -246,10 +246,11 @@ def run_one(source: JobSource, execute: Execute, job: Job, *, worker_id: str,
 
 def run_worker(source: JobSource, execute: Execute, *, stop: threading.Event,
                heartbeat_seconds: float | None = None, worker_id: str | None = None,
-               max_jobs: int | None = None) -> int:
+               max_jobs: int | None = None, after_job: Callable[[], None] | None = None) -> int:
     """Claim and run jobs one at a time until `stop` is set (or `max_jobs` ran); returns the count.
 
-    `heartbeat_seconds` overrides the source's own interval (the app's store settings).
+    `heartbeat_seconds` overrides the source's own interval (the app's store settings); `after_job`
+    runs after each job has finished (a remote worker's learning sync).
     """
     me = worker_id or default_worker_id()
     done = 0
@@ -267,4 +268,6 @@ def run_worker(source: JobSource, execute: Execute, *, stop: threading.Event,
         beat = heartbeat_seconds if heartbeat_seconds is not None else source.heartbeat_seconds
         run_one(source, execute, job, worker_id=me, heartbeat_seconds=beat)
         done += 1
+        if after_job is not None:
+            after_job()
     return done

@@ -228,6 +228,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-jobs", type=int, default=None)
     parser.add_argument("--log-level", default="info",
                         choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--state-dir", type=Path, default=None,
+                        help="the worker's state folder: its learning report (adapters, runs by verdict) "
+                             "goes to the app at start and after every job")
+    parser.add_argument("--adapter", action="append", default=[],
+                        help="a LoRA adapter the executor loads (repeatable), for the learning report")
     return parser
 
 
@@ -254,18 +259,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                             poll_timeout_seconds=args.poll_timeout,
                             allow_plain_http=args.allow_plain_http)
         execute = load_executor(args.execute)
-        run_worker(source, execute, stop=stop, worker_id=args.worker_id or default_worker_id(),
-                   max_jobs=args.max_jobs)
+        worker_id = args.worker_id or default_worker_id()
+        after_job = None
+        if args.state_dir is not None:
+            after_job = LearningSync(source, args.state_dir, worker_id, tuple(args.adapter)).send
+            after_job()  # the app's training page shows this worker from its start
+        run_worker(source, execute, stop=stop, worker_id=worker_id, max_jobs=args.max_jobs,
+                   after_job=after_job)
     except DiffuseLLMError as exc:
         sys.stderr.write(f"diffusellm worker: {exc}\n")
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
 
 
 def _items(value: Any) -> list[Any]:
@@ -286,25 +292,54 @@ def _adapter_summary(record: dict[str, Any]) -> AdapterSummary:
         warnings=[str(w)[:500] for w in _items(record.get("warnings"))[:20]])
 
 
-def learning_report(state_dir: Path, active_adapters: Sequence[str]) -> LearningReport:
+def learning_report(state_dir: Path, active_adapters: Sequence[str],
+                    worker_id: str | None = None) -> LearningReport:
     """This worker's learning loop as the app's training page shows it: its adapters with their loss
     curves, the adapters it loads, its remembered runs by verdict."""
     return LearningReport(
-        worker_id=socket.gethostname(), active_adapters=[str(a) for a in active_adapters][:20],
+        worker_id=worker_id or socket.gethostname(), active_adapters=[str(a) for a in active_adapters][:20],
         adapters=[_adapter_summary(r) for r in adapters(state_dir)[:50]],
         verdict_counts=OutcomeStore.in_state(state_dir).counts())
 
 
+def sync_learning(source: HttpSource, state_dir: Path, active_adapters: Sequence[str],
+                  worker_id: str | None = None) -> list[dict[str, Any]]:
+    """Take the verdicts the app recorded for this worker's GitHub runs, then send the app this worker's
+    learning report (adapters, active adapters, runs by verdict); the runs decided now."""
+    decided = sync_forge(OutcomeStore.in_state(state_dir), source.verdicts)
+    source.report_learning(learning_report(state_dir, active_adapters, worker_id))
+    return [outcome_json(o) for o in decided]
+
+
+class LearningSync:
+    """`sync_learning` as the worker loop runs it after every job: a failure is logged, never fatal
+    (the job is done; the next sync catches up)."""
+
+    def __init__(self, source: HttpSource, state_dir: Path, worker_id: str, active_adapters: Sequence[str]) -> None:
+        self._source, self._state_dir = source, state_dir
+        self._worker_id, self._adapters = worker_id, tuple(active_adapters)
+
+    def send(self) -> None:
+        """Sync once."""
+        try:
+            decided = sync_learning(self._source, self._state_dir, self._adapters, self._worker_id)
+        except Exception as exc:  # the app is down or refuses: the job loop goes on
+            log.warning("learning sync failed", error=str(exc))
+            return
+        log.info("learning synced", decided=len(decided))
+
+
 def sync_server(state_dir: Path, server: str, token: str,
                 active_adapters: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """Take the verdicts the app recorded for this worker's GitHub runs and send the app this worker's
-    learning report (adapters, active adapters, runs by verdict); the runs decided now."""
+    """`sync_learning` against the app at `server`, once (`diffusellm learn sync --server`)."""
     source = HttpSource(server, token, retry_max_seconds=5.0)
     try:
-        decided = sync_forge(OutcomeStore.in_state(state_dir), source.verdicts)
-        source.report_learning(learning_report(state_dir, active_adapters))
+        return sync_learning(source, state_dir, active_adapters)
     except ConnectionError as exc:
         raise InputError(str(exc), hint="check --server and that the app is running") from None
     finally:
         source.close()
-    return [outcome_json(o) for o in decided]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -34,6 +34,16 @@ def _run(store: SqlJobStore, fake: FakeExecutor, body: str, *, lease: float = 30
     return done
 
 
+def test_after_job_runs_once_after_each_finished_job(store: SqlJobStore, fake: FakeExecutor) -> None:
+    for n in range(2):
+        store.enqueue(new_job(f"k{n}", repo=f"o/r{n}"))
+    source = StoreSource(store, lease_seconds=30, heartbeat_seconds=5, wait_seconds=0)
+    finished: list[int] = []
+    after = lambda: finished.append(sum(s.state is JobState.SUCCEEDED for s in store.list_jobs(limit=10)))  # noqa: E731
+    assert run_worker(source, fake, stop=threading.Event(), max_jobs=2, after_job=after) == 2
+    assert finished == [1, 2], "called after each job had finished, not before"
+
+
 def test_success_stores_the_result_and_progress(store: SqlJobStore, fake: FakeExecutor) -> None:
     job = _run(store, fake, "ok")
     assert job.state is JobState.SUCCEEDED and job.error is None

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from diffusellm.app.metrics import Metrics
+from diffusellm.app.reports import load_reports
 from diffusellm.app.server import create_app
 from diffusellm.app.settings import ServerSettings, StoreSettings
 from diffusellm.errors import ConfigError
@@ -190,6 +191,35 @@ def test_a_worker_takes_the_verdicts_the_app_recorded_over_http(
     wrong = _source(server.url, token="nope")
     with pytest.raises(ConfigError, match="refused the worker's token"):
         wrong.verdicts([job.id])
+
+
+def test_a_worker_sends_its_learning_to_the_app_without_being_asked(store: SqlJobStore, fake: FakeExecutor,
+                                                                     tmp_path: Path) -> None:
+    """`diffusellm worker` passes its state folder: the training page shows the worker's runs and adapters
+    from its start and after each job, with the verdicts the app recorded taken into its memory."""
+    earlier = store.enqueue(new_job("earlier"))[0]
+    assert store.claim("gpu-7", 60) is not None
+    store.finish(earlier.id, "gpu-7", JobState.SUCCEEDED, result={"pr_number": 3})
+    assert store.record_verdict(earlier.id, "accepted", "pull request #3 merged")
+    state = tmp_path / "worker-state"
+    base = {"repo": "/nowhere", "base_commit": "0" * 40, "status": "succeeded", "commit": "1" * 40,
+            "changed_files": [], "changelog": None, "validation": {}, "spec": None, "summary_path": "",
+            "patch_path": "", "job_id": "run-1", "branch": "b1"}
+    OutcomeStore.in_state(state).record(RunReport.model_validate(base), forge_job=earlier.id)
+    job = store.enqueue(new_job("now"))[0]
+    reports = tmp_path / "app-reports"
+    app = create_app(store=store, server=ServerSettings(in_process_worker=False), store_settings=FAST,
+                     environ={"DIFFUSELLM_WORKER_TOKEN": TOKEN}, counters=Metrics(), reports_dir=reports)
+    with AppServer(app) as server:
+        worker = _worker_process(server.url, "gpu-7", fake.log_path, "--max-jobs", "1",
+                                 "--state-dir", str(state), "--adapter", "/models/adapter-1")
+        _, errors = worker.communicate(timeout=120)
+    assert worker.returncode == 0, errors
+    assert stored(store, job.id).state is JobState.SUCCEEDED
+    [(report, _)] = load_reports(reports)
+    assert report.worker_id == "gpu-7" and report.active_adapters == ["/models/adapter-1"]
+    assert report.verdict_counts.get("accepted") == 1, "the app's verdict reached the worker's memory"
+    assert OutcomeStore.in_state(state).get("run-1").verdict == "accepted"
 
 
 def test_worker_started_before_the_app_waits_for_it(store: SqlJobStore,

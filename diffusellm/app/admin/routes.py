@@ -47,7 +47,7 @@ from diffusellm.jobs.model import (
     JobStore,
     NewJob,
 )
-from diffusellm.models.settings import TransformersLLM
+from diffusellm.models.settings import loaded_adapters
 from diffusellm.pipeline.spec import load_spec_text
 
 log = structlog.get_logger(__name__)
@@ -373,8 +373,7 @@ def _web_root(settings: Settings, env: Mapping[str, str]) -> str:
 def _app_adapters(settings: Settings) -> tuple[str, ...] | None:
     if not settings.server.in_process_worker:
         return None
-    llm = settings.llm
-    return tuple(llm.adapters) if isinstance(llm, TransformersLLM) else ()
+    return tuple(loaded_adapters(settings.llm))
 
 
 def admin_router(*, store: AdminStore, settings: Settings,
