@@ -180,7 +180,7 @@ def test_a_worker_takes_the_verdicts_the_app_recorded_over_http(
     assert source.verdicts([job.id, open_pr.id, "unknown"]) == {job.id: ("accepted", "pull request #7 merged")}
 
     memory = OutcomeStore.in_state(tmp_path / "worker-state")
-    base = {"repo": "/nowhere", "base_commit": "0" * 40, "status": "succeeded", "commit": "1" * 40,
+    base: dict[str, object] = {"repo": "/nowhere", "base_commit": "0" * 40, "status": "succeeded", "commit": "1" * 40,
             "changed_files": [], "changelog": None, "validation": {}, "spec": None, "summary_path": "",
             "patch_path": ""}
     memory.record(RunReport.model_validate(base | {"job_id": "run-1", "branch": "b1"}), forge_job=job.id)
@@ -202,7 +202,7 @@ def test_a_worker_sends_its_learning_to_the_app_without_being_asked(store: SqlJo
     store.finish(earlier.id, "gpu-7", JobState.SUCCEEDED, result={"pr_number": 3})
     assert store.record_verdict(earlier.id, "accepted", "pull request #3 merged")
     state = tmp_path / "worker-state"
-    base = {"repo": "/nowhere", "base_commit": "0" * 40, "status": "succeeded", "commit": "1" * 40,
+    base: dict[str, object] = {"repo": "/nowhere", "base_commit": "0" * 40, "status": "succeeded", "commit": "1" * 40,
             "changed_files": [], "changelog": None, "validation": {}, "spec": None, "summary_path": "",
             "patch_path": "", "job_id": "run-1", "branch": "b1"}
     OutcomeStore.in_state(state).record(RunReport.model_validate(base), forge_job=earlier.id)
