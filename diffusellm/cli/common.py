@@ -37,12 +37,14 @@ VerboseOpt = Annotated[
 
 
 def err_console() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    """stderr for a person; like `out_console`, markup only where a print asks for it."""
+    return Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 def out_console() -> Console:
-    """stdout for a person: lines are never wrapped (a path stays whole to copy and paste)."""
-    return Console(highlight=False, soft_wrap=True)
+    """stdout for a person: lines are never wrapped (a path stays whole to copy and paste), and text is
+    printed as it is (a path such as `[/tmp/x]` is no markup) unless a print passes `markup=True`."""
+    return Console(highlight=False, soft_wrap=True, markup=False)
 
 
 def cli_settings(config: Path | None, overrides: list[str] | None) -> Settings:

@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
+from rich.text import Text
 
 from diffusellm.config import Settings
 from diffusellm.errors import InputError
@@ -129,4 +130,4 @@ def print_demo(console: Console, result: dict[str, Any]) -> None:
         "a worker runs it as above and opens a draft pull request that links the issue.[/]"
     )
     console.print("\n[bold]3. The same request as a GitHub issue[/]", markup=True)
-    console.print(Panel(text, title="issue", expand=False))
+    console.print(Panel(Text.from_markup(text), title="issue", expand=False))

@@ -15,7 +15,7 @@ from rich.table import Table
 def _outcome_row(item: dict[str, Any]) -> list[str]:
     where = item.get("branch") or item.get("job_id") or ""
     return [str(item.get("job_id") or ""), str(item.get("verdict") or "open"), str(item.get("status") or ""),
-            escape(str(where)), escape(", ".join(item.get("operations") or []))]
+            str(where), ", ".join(item.get("operations") or [])]
 
 
 def _outcomes_table(title: str, items: list[dict[str, Any]]) -> Table:
@@ -65,7 +65,7 @@ def print_export(console: Console, data: dict[str, Any]) -> None:
 
 def print_train(console: Console, data: dict[str, Any]) -> None:
     """The adapter trained and how to use it."""
-    console.print(f"[bold green]adapter[/] {data['adapter']}", markup=True)
+    console.print(f"[bold green]adapter[/] {escape(str(data['adapter']))}", markup=True)
     console.print(f"  {data['examples']} example(s), {data['steps']} steps, loss {data['first_loss']} → "
                   f"{data['last_loss']}, {data['seconds']} s")
     console.print(f"  use it: {data['use_it']}")
@@ -73,7 +73,7 @@ def print_train(console: Console, data: dict[str, Any]) -> None:
 
 def print_core(console: Console, data: dict[str, Any]) -> None:
     """The core predictor saved, with its examples per core."""
-    console.print(f"[bold green]core predictor[/] {data['predictor']}", markup=True)
+    console.print(f"[bold green]core predictor[/] {escape(str(data['predictor']))}", markup=True)
     runs_by_core: dict[str, int] = data.get("runs") or {}
     validated_by_core: dict[str, int] = data.get("validated") or {}
     for core, runs in sorted(runs_by_core.items()):
@@ -88,12 +88,13 @@ def training_progress(console: Console, steps: int, enabled: bool) -> Generator[
     if not enabled:
         yield lambda _step, _loss: None
         return
-    columns = (TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-               TimeElapsedColumn())
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task("train", total=steps, loss="-")
+        # Loading the model and tokenising the examples come before the first step (about a minute on CPU).
+        task = bar.add_task("loading the model", total=steps, loss="-")
 
         def advance(step: int, loss: float) -> None:
-            bar.update(task, completed=step, loss=f"{loss:.3f}")
+            bar.update(task, description="training", completed=step, loss=f"{loss:.3f}")
 
         yield advance

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from diffusellm.cli.common import (
@@ -144,7 +143,7 @@ def plan(
     if json_out:
         typer.echo(json.dumps(result, indent=2))
     else:
-        print_plan(Console(highlight=False), result)
+        print_plan(out_console(), result)
     raise typer.Exit(2 if result["question"] else 0)
 
 
@@ -169,7 +168,7 @@ def demo(
     if json_out:
         typer.echo(json.dumps(result, indent=2))
     else:
-        print_demo(Console(highlight=False), result)
+        print_demo(out_console(), result)
     raise typer.Exit(demo_exit_code(result))
 
 

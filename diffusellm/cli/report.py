@@ -155,7 +155,7 @@ def print_locate(console: Console, data: dict[str, Any]) -> None:
         console.print(f"  {item['score']:.3f}  {escape(item['path'])}  [dim]{escape(reasons)}[/]", markup=True)
     console.print("[bold]functions[/]", markup=True)
     for item in data["functions"]:
-        console.print(f"  {item['score']:.3f}  {escape(item['qualname'])}  {item['path']}:{item['start_line']}")
+        console.print(f"  {item['score']:.3f}  {item['qualname']}  {item['path']}:{item['start_line']}")
 
 
 def run_job(
@@ -194,7 +194,7 @@ def print_run(console: Console, data: dict[str, Any]) -> None:
     for warning in data.get("warnings", []):
         console.print(f"[yellow]warning:[/] {escape(warning)}", markup=True)
     if data["branch"]:
-        console.print(f"[bold green]branch[/] {data['branch']} at {data['commit'][:12]}", markup=True)
+        console.print(f"[bold green]branch[/] {escape(data['branch'])} at {data['commit'][:12]}", markup=True)
     else:
         why = data.get("question") or data.get("stopped_because") or "validation found new failures"
         console.print(f"[bold red]no branch created[/] ({data.get('status')}): {escape(str(why))}", markup=True)
@@ -206,8 +206,8 @@ def print_run(console: Console, data: dict[str, Any]) -> None:
     if env:
         state = f"could not be built: {env['error']}" if env.get("error") else (
             "from the cache" if env.get("cache_hit") else f"built in {env.get('build_s', 0):.1f}s")
-        console.print(f"environment: {escape(str(env.get('how')))} ({escape(str(env.get('python')))}, "
-                      f"{env.get('packages', 0)} packages, {escape(state)})")
+        console.print(f"environment: {env.get('how')} ({env.get('python')}, {env.get('packages', 0)} packages, "
+                      f"{state})")
     for check in data["validation"]["checks"]:
         for failure in check["new_failures"][:20]:
             console.print(f"  [red]{check['name']}[/]: {escape(failure)}", markup=True)

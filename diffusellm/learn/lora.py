@@ -41,9 +41,9 @@ class TrainResult:
     examples: int
     steps: int
     first_loss: float
-    """Mean loss over the first pass through the examples (the first min(examples, steps) steps)."""
+    """Mean loss over the first pass through the examples (see `loss_ends`)."""
     last_loss: float
-    """Mean loss over the last pass (the last min(examples, steps) steps)."""
+    """Mean loss over the last pass (see `loss_ends`)."""
     seconds: float
     """The whole run: loading, training and saving."""
     warnings: tuple[str, ...] = ()
@@ -95,7 +95,7 @@ def _record(
     llm: TransformersLLM, settings: LoraSettings, folder: Path, device: str, encoded: list[Encoded], losses: list[float]
 ) -> dict[str, Any]:
     """The `training.json` of a run, without its timings."""
-    window = min(len(encoded), len(losses))
+    first, last = loss_ends(losses, len(encoded))
     return {
         "base_model": llm.model,
         "base_folder": str(folder),
@@ -104,8 +104,8 @@ def _record(
         "examples": len(encoded),
         "tokens": sum(len(e.input_ids) for e in encoded),
         "steps": len(losses),
-        "first_loss": _mean(losses[:window]),
-        "last_loss": _mean(losses[-window:]),
+        "first_loss": first,
+        "last_loss": last,
         "losses": [round(value, 6) for value in losses],
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -209,6 +209,13 @@ def _step(model: Any, optimizer: torch.optim.Optimizer, example: Encoded, step: 
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
+
+
+def loss_ends(losses: list[float], examples: int) -> tuple[float, float]:
+    """Mean loss of the first and of the last pass through the examples: windows of `examples` steps,
+    at most half the run each, so a run shorter than a pass still compares its start with its end."""
+    window = max(1, min(examples, len(losses) // 2))
+    return _mean(losses[:window]), _mean(losses[-window:])
 
 
 def save_adapter(model: Any, out_dir: Path, record: dict[str, Any]) -> None:

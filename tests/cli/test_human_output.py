@@ -59,3 +59,20 @@ def test_bad_settings_and_server_urls_exit_2_with_one_line(
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and done.stderr.splitlines()[0].startswith(f"error: {said}")
     assert len(done.stderr.splitlines()) == 2 and done.stderr.splitlines()[1].startswith("hint: ")
+
+
+def test_text_in_square_brackets_is_printed_as_it_is(capsys: pytest.CaptureFixture[str]) -> None:
+    """Paths and names are data, not rich markup: `learn train` once crashed printing `[/tmp/...]`."""
+    from diffusellm.cli.common import out_console
+    from diffusellm.cli.learn_view import print_status, print_train
+
+    adapter = "/tmp/adapters/[red]/x"
+    print_train(out_console(), {"adapter": adapter, "examples": 2, "steps": 4, "first_loss": 2.5,
+                                "last_loss": 2.1, "seconds": 3.0, "use_it": f"--set llm.adapters=[{adapter}]"})
+    print_status(out_console(), {"counts": {"pending": 1}, "adapters": [], "outcomes": [
+        {"job_id": "run-1", "verdict": "pending", "status": "succeeded", "branch": "fix/[bold]-x",
+         "operations": ["rename [a]"]}]})
+    out = capsys.readouterr().out
+    assert f"adapter {adapter}" in out and f"use it: --set llm.adapters=[{adapter}]" in out
+    assert "runs remembered: 1 pending" in out and "fix/[bold]-x" in out and "rename [a]" in out
+    assert "\\[" not in out, "no escape characters leak into what a person reads"

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from diffusellm.errors import InputError
-from diffusellm.learn.lora import ChatExample, LoraSettings, TrainResult, train_lora
+from diffusellm.learn.lora import ChatExample, LoraSettings, TrainResult, loss_ends, train_lora
 from diffusellm.learn.lora_data import IGNORE_INDEX, encode_examples, example_tokens, label_tokens
 from diffusellm.models.base import ChatMessage, ModelError
 from diffusellm.models.hf.generator import HFTextGenerator
@@ -146,3 +146,9 @@ def test_on_the_gpu_training_runs_in_bfloat16_and_the_adapter_works(lora_state: 
     adapted = HFTextGenerator.load(gpu.model_copy(update={"adapters": [str(result.adapter_dir)]}), lora_state)
     assert adapted.info().dtype == "bfloat16"
     assert adapted.score(ASKED, PHRASE) > base.score(ASKED, PHRASE) + 20
+
+
+def test_the_loss_ends_compare_the_start_of_a_run_with_its_end() -> None:
+    assert loss_ends([4.0, 3.0, 2.0, 1.0, 1.0, 1.0], examples=2) == (3.5, 1.0), "a pass is two steps"
+    assert loss_ends([2.8, 2.7, 2.6, 2.5], examples=6) == (2.75, 2.55), "a run shorter than a pass: halves"
+    assert loss_ends([2.0], examples=6) == (2.0, 2.0)
