@@ -105,9 +105,9 @@ def _issue_schema() -> dict[str, Any]:
                             patterns={"new_name": name_pattern("snake_case", 24)})
 
 
-def test_twenty_sampled_generations_all_parse_validate_and_use_real_targets(smollm: HFTextGenerator) -> None:
-    replies = smollm.sample_json(ISSUE, _issue_schema(), n=20, max_new_tokens=120, temperature=0.9, seed=1)
-    assert len(replies) == 20 and len(set(replies)) > 1
+def test_ten_sampled_generations_all_parse_validate_and_use_real_targets(smollm: HFTextGenerator) -> None:
+    replies = smollm.sample_json(ISSUE, _issue_schema(), n=10, max_new_tokens=120, temperature=0.9, seed=1)
+    assert len(replies) == 10 and len(set(replies)) > 1
     for reply in replies:
         spec = SpecLike.model_validate_json(reply)
         (operation,) = spec.operations
