@@ -27,6 +27,20 @@ GIT_ENV = {
 }
 
 
+def seed_converted_model(state: Path) -> Path:
+    """Give a fresh state folder the embedded SmolLM2 already converted, as a link to one copy in the
+    checkout's `.state/models` (converted there once, on first use): each CLI or worker process of a
+    test would otherwise convert the GGUF again into its own state folder (about 30 s each)."""
+    from diffusellm.models.hf.load import converted_folder, model_files  # torch only where needed
+
+    shared, _ = converted_folder(model_files(TransformersLLM().model), ROOT / ".state")
+    link = state / "models" / shared.name
+    if not link.exists():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(shared, target_is_directory=True)
+    return link
+
+
 def git(repo: Path, *args: str) -> str:
     """Run git in `repo` with a fixed identity; return stdout."""
     env = {**os.environ, **GIT_ENV}

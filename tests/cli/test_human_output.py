@@ -10,11 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import seed_converted_model
 from tests.learn.test_learn_cli import SPEC, run_spec
 
 
 def _cli(*args: str, env: dict[str, str] | None = None, columns: int = 40) -> subprocess.CompletedProcess[str]:
     full = {**os.environ, "COLUMNS": str(columns), **(env or {})}
+    if "DIFFUSELLM_STATE_DIR" in full:
+        seed_converted_model(Path(full["DIFFUSELLM_STATE_DIR"]))
     return subprocess.run([sys.executable, "-m", "diffusellm", *args], capture_output=True, text=True,
                           env=full, timeout=300)
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import make_repo
+from tests.conftest import make_repo, seed_converted_model
 
 FILES = {
     "lib/__init__.py": '"""Lib."""\n',
@@ -24,6 +24,7 @@ FILES = {
 
 
 def cli(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    seed_converted_model(state)
     env = {**os.environ, "DIFFUSELLM_STATE_DIR": str(state)}
     return subprocess.run(
         [sys.executable, "-m", "diffusellm", *args],

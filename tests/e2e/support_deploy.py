@@ -27,7 +27,7 @@ from diffusellm.app.webhooks import PATH, webhook_router
 from diffusellm.forge.github_auth import TRIAGE_PERMISSIONS
 from diffusellm.jobs.model import Job
 from diffusellm.jobs.store import SqlJobStore
-from tests.conftest import make_repo
+from tests.conftest import make_repo, seed_converted_model
 from tests.fakes.github_double import GitHubDouble, app_for, fast_settings
 from tests.fakes.github_resources import IssueRec, RepoRec
 from tests.fakes.webhook_payloads import delivery, labeled
@@ -180,6 +180,7 @@ class Deployment:
         command = [sys.executable, "-m", "diffusellm.worker.remote", "--server", self.server.url,
                    "--execute", "diffusellm.worker.execute:build_executor",
                    "--poll-timeout", "1", "--worker-id", name, "--log-level", "debug", *extra]
+        seed_converted_model(self.state_dir)
         full_env = {**os.environ, "PYTHONPATH": str(ROOT),
                     "DIFFUSELLM_WORKER_TOKEN": self.worker_token, **env}
         with (self.root / f"{name}.log").open("wb") as out:

@@ -10,13 +10,14 @@ from transformers import AutoTokenizer
 
 from diffusellm.models.hf.load import converted_folder, embedded_gguf
 from diffusellm.models.settings import EMBEDDED_DEFAULT
+from tests.conftest import seed_converted_model
 
 
 @pytest.fixture(scope="session")
 def lora_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A state folder with the embedded GGUF already converted into it (~10 s the first time)."""
+    """A state folder with the embedded GGUF already converted (linked to the checkout's one copy)."""
     state = tmp_path_factory.mktemp("lora-state")
-    converted_folder(embedded_gguf(EMBEDDED_DEFAULT), state)
+    seed_converted_model(state)
     return state
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import git, make_repo
+from tests.conftest import git, make_repo, seed_converted_model
 
 FILES = {
     "pkg/__init__.py": "",
@@ -22,6 +22,7 @@ SPEC = "title: Rename shout\noperations:\n  - op: rename_symbol\n    target: pkg
 
 
 def cli(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    seed_converted_model(state)
     env = {**os.environ, "DIFFUSELLM_STATE_DIR": str(state), "DIFFUSELLM_VALIDATION__PYRIGHT": "false"}
     return subprocess.run(
         [sys.executable, "-m", "diffusellm", *args], capture_output=True, text=True, env=env, timeout=300
