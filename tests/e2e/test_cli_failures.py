@@ -184,3 +184,23 @@ def test_hanging_and_escaping_tests_are_contained(tmp_path: Path) -> None:
     assert pytest_check["base_failures"] >= 3 and pytest_check["new_failures"] == []
     assert done.returncode == 0, done.stderr
     assert not Path("/usr/escaped.txt").exists()
+
+
+def test_tests_that_cannot_run_leave_the_change_not_validated_without_branch(tmp_path: Path) -> None:
+    """The repository's tests need a package nobody installed: pytest cannot run on the base or on the
+    change, so the required check did not run; that is no pass (exit 1, no branch, how to fix it)."""
+    files = dict(PKG)
+    files["tests/conftest.py"] = "import a_dependency_nobody_installed  # noqa: F401\n"
+    repo = make_repo(tmp_path / "repo3", files)
+    before = snapshot(repo)
+    done = run_rename(tmp_path, repo, "get_mode", "--json")
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)
+    assert report["status"] == "not_validated" and report["branch"] is None
+    assert report["validation"]["passed"] is False
+    pytest_check = next(c for c in report["validation"]["checks"] if c["name"] == "pytest")
+    assert pytest_check["state"] == "not_run" and pytest_check["passed"] is False
+    assert "`setup:`" in report["stopped_because"]
+    assert snapshot(repo) == before
+    human = run_rename(tmp_path, repo, "get_mode")
+    assert human.returncode == 1 and "NOT RUN" in human.stdout and "no branch created" in human.stdout
