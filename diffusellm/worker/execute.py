@@ -245,7 +245,8 @@ def _from_free_text(run: _Run, config: RepoConfig) -> dict[str, Any]:
     model reads it (normalise, plan, generate) on the checkout."""
     assert run.models is not None
     req = run.job.request
-    text = req.instructions if run.job.command == JobCommand.REVISE else req.body
+    # An issue is read as its author wrote it: the title (often the request itself) as a heading, then the body.
+    text = req.instructions if run.job.command == JobCommand.REVISE else f"# {req.title}\n\n{req.body}"
     run.board.note("spec", "free text, read by the model")
     checkout, pr = _checkout(run)
     config = _with_guidance(run, config, checkout)
@@ -315,7 +316,8 @@ def _check_text(run: _Run) -> None:
 def _spec(run: _Run) -> Spec | None:
     """The ```yaml spec of the request; None for free text a model can read (a RUN with models)."""
     req = run.job.request
-    text = req.instructions if run.job.command == JobCommand.REVISE else req.body
+    # An issue is read as its author wrote it: the title (often the request itself) as a heading, then the body.
+    text = req.instructions if run.job.command == JobCommand.REVISE else f"# {req.title}\n\n{req.body}"
     edited = run.job.result.get(EDITED_SPEC_KEY)
     source = f"#{run.number}"
     if isinstance(edited, str) and edited.strip():  # approved after an edit on the admin page
@@ -422,7 +424,8 @@ def _publish(
     run_git(["branch", "-D", report.branch], checkout, check=False)  # names stay stable next time
     run.board.note("push", f"`{remote}` at `{report.commit[:12]}`")
     run.step("pull request")
-    pr = _upsert_pr(run, config, spec, report, remote)
+    subject = run_git(["log", "-1", "--format=%s", report.commit], checkout).stdout.decode("utf-8", "replace")
+    pr = _upsert_pr(run, config, spec, report, remote, subject.strip() or spec.title)
     check_id = run.forge.upsert_check_run(
         name=CHECK_NAME,
         head_sha=report.commit,
@@ -442,7 +445,10 @@ def _publish(
     }
 
 
-def _upsert_pr(run: _Run, config: RepoConfig, spec: Spec, report: RunReport, remote: str) -> PullRequest:
+def _upsert_pr(run: _Run, config: RepoConfig, spec: Spec, report: RunReport, remote: str,
+               subject: str) -> PullRequest:
+    """Open (or update) the pull request; its title is the commit's subject: what was changed, in the
+    repository's commit style, not what the issue asked for."""
     req = run.job.request
     if run.job.command == JobCommand.REVISE and req.pr_number is not None:
         return run.forge.get_pull_request(req.pr_number)
@@ -450,7 +456,7 @@ def _upsert_pr(run: _Run, config: RepoConfig, spec: Spec, report: RunReport, rem
     if report.branch:  # the summary names the worker's local branch; readers need the pushed one
         summary = summary.replace(f"`{report.branch}`", f"`{remote}`")
     body = pr_body(summary, spec, issue_number=req.issue_number, key=run.key)
-    title = unchecked_title(req.title or spec.title, report.validation)
+    title = unchecked_title(subject, report.validation)
     found = run.forge.find_pull_request(job_marker(run.key), head_branch=remote)
     if found is not None and found.state == "open":
         return run.forge.update_pull_request(found.number, title=title, body=body)
