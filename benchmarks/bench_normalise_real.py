@@ -13,8 +13,9 @@ SmolLM2-135M). A case counts on its first expected operation: `op`, `target` (qu
 `exact` (also the value: new name, parameter name or destination module). A question counts as wrong: every
 case had an answer. Cases whose repository is not fetched are listed as not run, never scored.
 
-    .venv/bin/python benchmarks/bench_normalise_real.py [--mirrors /work/.mirror] [--work /work/bench-repos/normalise]
-        [--limit N] [--only ID ...] [--json OUT]
+    .venv/bin/python benchmarks/bench_normalise_real.py [--split a|b] [--rows ROWS.jsonl] [--json OUT]
+        [--mirrors /work/.mirror] [--work /work/bench-repos/normalise] [--limit N] [--only ID ...]
+    .venv/bin/python benchmarks/bench_normalise_real.py [--split a|b] --from-rows ROWS.jsonl ...   # figures only
 """
 
 from __future__ import annotations
@@ -60,10 +61,10 @@ class NoModel:
         raise ModelError("no model in this run")
 
 
-def load_cases(folder: Path) -> list[dict[str, Any]]:
-    """Every case of every `cases_*.jsonl`, in file order."""
+def load_cases(folder: Path, split: str = "*") -> list[dict[str, Any]]:
+    """Every case of every `cases_<split>.jsonl`, in file order."""
     cases: list[dict[str, Any]] = []
-    for path in sorted(folder.glob("cases_*.jsonl")):
+    for path in sorted(folder.glob(f"cases_{split}.jsonl")):
         cases += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return cases
 
@@ -78,9 +79,12 @@ def checkout(case: dict[str, Any], mirrors: Path, work: Path) -> Path | None:
     if (into / ".git").is_dir():
         return into
     into.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(["git", f"--git-dir={git_dir}", "archive", case["base_commit"]],
-                             capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    archive = subprocess.run(["git", f"--git-dir={git_dir}", "archive", case["base_commit"]], capture_output=True)
+    if archive.returncode != 0:  # the snapshot leaves out its largest files (data, images): the code is enough
+        archive = subprocess.run(["git", f"--git-dir={git_dir}", "archive", case["base_commit"], "--",
+                                  ":(glob)**/*.py", ":(glob)**/*.toml", ":(glob)**/*.cfg"],
+                                 capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
     return _git_repo(into)
 
 
@@ -131,16 +135,37 @@ def run_case(case: dict[str, Any], repo: Repo, localiser: Localiser,
     return row
 
 
+def summarise(rows: list[dict[str, Any]], cases: list[dict[str, Any]], labels: Sequence[str]) -> dict[str, Any]:
+    """The figures: per reader, overall and by kind, and how many cases' targets were localised at all."""
+    ran = {r["id"] for r in rows}
+    return {
+        "cases": len(cases), "scored": len(rows), "projects": len({c["repo"] for c in cases if c["id"] in ran}),
+        "target_in_candidates": sum(r["target_in_candidates"] for r in rows),
+        **{label: rates([r[label] for r in rows]) for label in labels},
+        "by_kind": {kind: {label: rates([r[label] for r in rows if r["kind"] == kind]) for label in labels}
+                    for kind in sorted({r["kind"] for r in rows})},
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--mirrors", type=Path, default=Path("/work/.mirror"))
     parser.add_argument("--work", type=Path, default=Path("/work/bench-repos/normalise"))
     parser.add_argument("--cases", type=Path, default=CASES, help="folder of cases_*.jsonl")
+    parser.add_argument("--split", default="*", help="a: development, b: held out (README there); default both")
+    parser.add_argument("--rows", type=Path, default=None, help="append each case's row here (JSON lines) as it ends")
+    parser.add_argument("--from-rows", type=Path, nargs="*", default=None,
+                        help="only summarise rows written by earlier runs' --rows (no model, nothing run)")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--only", nargs="*", default=None, help="case ids")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    cases = [c for c in load_cases(args.cases) if args.only is None or c["id"] in args.only][: args.limit]
+    cases = [c for c in load_cases(args.cases, args.split) if args.only is None or c["id"] in args.only][: args.limit]
+    if args.from_rows is not None:
+        rows = [json.loads(line) for path in args.from_rows for line in path.read_text(encoding="utf-8").splitlines()]
+        rows = [r for r in rows if r["id"] in {c["id"] for c in cases}]
+        print(json.dumps(summarise(rows, cases, ("no_model", "model")), indent=2))
+        return 0
     settings = load_settings()
     started = time.perf_counter()
     llm = load_llm(settings.llm, settings.state_path())
@@ -156,17 +181,16 @@ def main() -> int:
             continue
         repo = Repo(root, args.work)
         rows.append(run_case(case, repo, localiser, readers, settings.generation.normalise_model_weight))
+        if args.rows:
+            with args.rows.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(rows[-1]) + "\n")
         print(json.dumps({k: rows[-1][k] for k in ("id", "kind")} | {
             label: {k: rows[-1][label].get(k) for k in ("op", "target", "value", "asked")} for label in readers}),
             file=sys.stderr)
-    projects = sorted({c["repo"] for c in cases if c["id"] not in {n["id"] for n in not_run}})
     summary: dict[str, Any] = {
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, python {platform.python_version()}",
-        "model": settings.llm.model, "load_s": round(load_s, 1), "projects": len(projects),
-        "not_run": not_run, "target_in_candidates": sum(r["target_in_candidates"] for r in rows),
-        **{label: rates([r[label] for r in rows]) for label in readers},
-        "by_kind": {kind: {label: rates([r[label] for r in rows if r["kind"] == kind]) for label in readers}
-                    for kind in sorted({r["kind"] for r in rows})},
+        "model": settings.llm.model, "load_s": round(load_s, 1), "not_run": not_run,
+        **summarise(rows, cases, tuple(readers)),
     }
     print(json.dumps(summary, indent=2))
     if args.json:
