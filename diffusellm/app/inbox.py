@@ -125,17 +125,10 @@ class SpoolInbox:
 
     def pending(self) -> list[WebhookEvent]:
         """Every stored delivery, oldest first; unreadable files are skipped (left for a human)."""
-        events: list[WebhookEvent] = []
-        for _, path in self._stored():
-            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-                raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-                events.append(WebhookEvent(name=str(raw["name"]),
-                                           delivery_id=str(raw["delivery_id"]),
-                                           payload=dict(raw["payload"])))
-        return events
+        return [event for _, event in self._stored()]
 
-    def _stored(self) -> list[tuple[float, Path]]:
-        """Each stored delivery with its arrival time, oldest first.
+    def _stored(self) -> list[tuple[float, WebhookEvent]]:
+        """Each readable stored delivery with its arrival time, oldest first.
 
         Triage deletes files while this lists them (recovery runs beside the metrics scrape),
         so a file that is gone by the time it is looked at is simply not pending any more.
@@ -144,7 +137,13 @@ class SpoolInbox:
         for path in self._dir.glob("*.json"):
             with contextlib.suppress(FileNotFoundError):
                 found.append((path.stat().st_mtime, path))
-        return sorted(found, key=lambda item: (item[0], item[1].name))
+        events: list[tuple[float, WebhookEvent]] = []
+        for arrived, path in sorted(found, key=lambda item: (item[0], item[1].name)):
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+                events.append((arrived, WebhookEvent(name=str(raw["name"]), delivery_id=str(raw["delivery_id"]),
+                                                     payload=dict(raw["payload"]))))
+        return events
 
     def done(self, delivery_id: str) -> None:
         """Delete the delivery's file (and its status); a missing file is fine."""
@@ -188,9 +187,8 @@ class SpoolInbox:
         waiting = retrying = dead = 0
         oldest = now
         failures: list[tuple[str, str, DeliveryStatus]] = []
-        for event in self.pending():
-            with contextlib.suppress(OSError):
-                oldest = min(oldest, self._path(event.delivery_id).stat().st_mtime)
+        for arrived, event in self._stored():
+            oldest = min(oldest, arrived)
             status = self.status(event.delivery_id)
             if status is None:
                 waiting += 1
