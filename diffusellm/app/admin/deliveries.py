@@ -80,8 +80,7 @@ class DeliveryDesk:
 
     async def _act(self, request: Request, delivery_id: str, action: Callable[[str], bool],
                    done: str) -> Response:
-        refused = self.pages.guard(request)
-        fields = refused if refused is not None else await self.pages.form(request)
+        fields = await self.pages.signed_in_form(request)
         if isinstance(fields, Response):
             return fields
         if not valid_delivery_id(delivery_id) or not await run_in_threadpool(action, delivery_id):

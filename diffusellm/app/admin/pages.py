@@ -106,6 +106,11 @@ class Pages:
             return Response(status_code=401, headers={"HX-Redirect": login})
         return RedirectResponse(login, status_code=303)
 
+    async def signed_in_form(self, request: Request) -> dict[str, str] | Response:
+        """`form` for a signed-in admin only: the refusal `guard` gives, or the form's fields."""
+        refused = self.guard(request)
+        return refused if refused is not None else await self.form(request)
+
     async def form(self, request: Request) -> dict[str, str] | Response:
         """The posted form's fields (first value each), or the refusal: 403 for a post from another
         site (judged before the body is read), 413, or 403 when the CSRF token is missing or wrong

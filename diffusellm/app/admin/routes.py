@@ -223,10 +223,6 @@ class AdminApp:
                             board=self._board())
         return self.pages.render(request, "_job_live.html", d=detail)
 
-    async def _posted(self, request: Request) -> dict[str, str] | Response:
-        refused = self.pages.guard(request)
-        return refused if refused is not None else await self.pages.form(request)
-
     async def approve(self, request: Request, job_id: str) -> Response:
         """Approve a job waiting for plan approval: it is queued again."""
         return await self._act(request, job_id, self.store.approve, "approved")
@@ -240,7 +236,7 @@ class AdminApp:
         return await self._act(request, job_id, self.store.retry, "retried")
 
     async def _act(self, request: Request, job_id: str, action: Any, done: str) -> Response:
-        fields = await self._posted(request)
+        fields = await self.pages.signed_in_form(request)
         if isinstance(fields, Response):
             return fields
         if not await run_in_threadpool(action, job_id):
@@ -251,7 +247,7 @@ class AdminApp:
 
     async def edit_spec(self, request: Request, job_id: str) -> Response:
         """Replace the spec of a job waiting for approval, after validating it."""
-        fields = await self._posted(request)
+        fields = await self.pages.signed_in_form(request)
         if isinstance(fields, Response):
             return fields
         text = fields.get("spec", "").replace("\r\n", "\n")
@@ -279,7 +275,7 @@ class AdminApp:
 
     async def submit(self, request: Request) -> Response:
         """Freeze the submitted issue and enqueue a job for `local:/abs/path`."""
-        fields = await self._posted(request)
+        fields = await self.pages.signed_in_form(request)
         if isinstance(fields, Response):
             return fields
         repo, title = fields.get("repo", ""), fields.get("title", "").strip()
