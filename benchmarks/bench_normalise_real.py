@@ -40,7 +40,7 @@ from diffusellm.config import load_settings  # noqa: E402
 from diffusellm.models.base import ChatMessage, ModelError, ModelInfo, TextGenerator  # noqa: E402
 from diffusellm.models.llm import load_llm  # noqa: E402
 from diffusellm.pipeline.issue_plan import Localiser, locate_localiser  # noqa: E402
-from diffusellm.pipeline.normalise.issue import NeedsClarification, normalise_issue  # noqa: E402
+from diffusellm.pipeline.normalise.issue import NeedsClarification, issue_text, normalise_issue  # noqa: E402
 
 CASES = ROOT / "benchmarks" / "data" / "normalise_real"
 
@@ -88,11 +88,6 @@ def checkout(case: dict[str, Any], mirrors: Path, work: Path) -> Path | None:
     return _git_repo(into)
 
 
-def issue_text(case: dict[str, Any]) -> str:
-    """What the bot reads: the title as a heading line, then the first post."""
-    return f"{case['title']}\n\n{case['body']}"
-
-
 def score(case: dict[str, Any], result: object, seconds: float) -> dict[str, Any]:
     """One reading of one case against its first expected operation."""
     expected = case["expected"][0]
@@ -120,7 +115,7 @@ def rates(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def run_case(case: dict[str, Any], repo: Repo, localiser: Localiser,
              readers: dict[str, TextGenerator], weight: float) -> dict[str, Any]:
     """Localise once, then read the issue with each reader (no model, the LLM)."""
-    text = issue_text(case)
+    text = issue_text(case["title"], case["body"])  # as the GitHub worker reads an issue
     started = time.perf_counter()
     loc = localiser(repo.root, repo.graph, text, 1500)
     locate_s = time.perf_counter() - started

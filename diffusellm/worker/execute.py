@@ -23,6 +23,7 @@ from diffusellm.jobs.model import EDITED_SPEC_KEY, SPEC_AUTHOR_KEY, SPEC_BY_MODE
 from diffusellm.learn.outcomes import OutcomeStore
 from diffusellm.pipeline.deliver.summary import unchecked_title
 from diffusellm.pipeline.job import Models, RunReport, planned_spec
+from diffusellm.pipeline.normalise.issue import issue_text
 from diffusellm.pipeline.runner import run_issue, run_spec
 from diffusellm.pipeline.spec import YAML_FENCE, Spec, load_spec_text, spec_yaml
 from diffusellm.pipeline.validate.sandbox import Sandbox
@@ -245,8 +246,7 @@ def _from_free_text(run: _Run, config: RepoConfig) -> dict[str, Any]:
     model reads it (normalise, plan, generate) on the checkout."""
     assert run.models is not None
     req = run.job.request
-    # An issue is read as its author wrote it: the title (often the request itself) as a heading, then the body.
-    text = req.instructions if run.job.command == JobCommand.REVISE else f"# {req.title}\n\n{req.body}"
+    text = _request_text(run)
     run.board.note("spec", "free text, read by the model")
     checkout, pr = _checkout(run)
     config = _with_guidance(run, config, checkout)
@@ -313,11 +313,16 @@ def _check_text(run: _Run) -> None:
     run.board.note("request", "text unchanged since it was triggered")
 
 
+def _request_text(run: _Run) -> str:
+    """What the job asks in words: a revision's instructions, or the issue's title and body."""
+    req = run.job.request
+    return req.instructions if run.job.command == JobCommand.REVISE else issue_text(req.title, req.body)
+
+
 def _spec(run: _Run) -> Spec | None:
     """The ```yaml spec of the request; None for free text a model can read (a RUN with models)."""
     req = run.job.request
-    # An issue is read as its author wrote it: the title (often the request itself) as a heading, then the body.
-    text = req.instructions if run.job.command == JobCommand.REVISE else f"# {req.title}\n\n{req.body}"
+    text = _request_text(run)
     edited = run.job.result.get(EDITED_SPEC_KEY)
     source = f"#{run.number}"
     if isinstance(edited, str) and edited.strip():  # approved after an edit on the admin page

@@ -89,6 +89,11 @@ def default_question(loc: Localised) -> str:
     )
 
 
+def issue_text(title: str, body: str) -> str:
+    """An issue as the normaliser reads it: its title (often the request itself) as a heading, then its body."""
+    return f"# {title}\n\n{body}"
+
+
 def _title(issue: str, fallback: str) -> str:
     first = next((ln.strip("# ").strip() for ln in issue.splitlines() if ln.strip()), "")
     return (first or fallback)[:200]
