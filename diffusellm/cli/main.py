@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from diffusellm.cli.common import (
@@ -28,6 +30,7 @@ from diffusellm.cli.common import (
 )
 from diffusellm.cli.crash import report_crash
 from diffusellm.cli.learn import learn_app
+from diffusellm.config import Settings
 from diffusellm.errors import EXIT_BAD_INPUT, DiffuseLLMError, InputError
 
 app = typer.Typer(
@@ -106,18 +109,30 @@ def run(
     """Apply a spec on a new branch, validated in the sandbox; the checked-out branch is never touched."""
     from diffusellm.cli.report import print_run, run_job
 
+    result = _pipeline_command(
+        lambda settings, phase: run_job(settings, spec_path, repo_dir(repo), base, phase),
+        print_run, json_out=json_out, verbose=verbose, config=config, overrides=overrides)
+    raise typer.Exit(_run_exit_code(result))
+
+
+PhaseJob = Callable[[Settings, Callable[[str], None]], dict[str, Any]]
+
+
+def _pipeline_command(job: PhaseJob, show: Callable[[Console, dict[str, Any]], None], *, json_out: bool,
+                      verbose: bool, config: Path | None, overrides: list[str] | None) -> dict[str, Any]:
+    """`run` and `plan`: settings, phase progress on stderr, errors as one line, then JSON or the person's view."""
     def work() -> dict[str, Any]:
         quiet_libraries(verbose)
         settings = cli_settings(config, overrides)
         with phases(not json_out) as phase:
-            return run_job(settings, spec_path, repo_dir(repo), base, phase)
+            return job(settings, phase)
 
     result = guard(json_out, work)
     if json_out:
         typer.echo(json.dumps(result, indent=2))
     else:
-        print_run(out_console(), result)
-    raise typer.Exit(_run_exit_code(result))
+        show(out_console(), result)
+    return result
 
 
 @app.command()
@@ -133,17 +148,9 @@ def plan(
     """Dry run: the spec the issue becomes (or the question), the plan and the code it points at; changes nothing."""
     from diffusellm.cli.report import print_plan, run_plan
 
-    def work() -> dict[str, Any]:
-        quiet_libraries(verbose)
-        settings = cli_settings(config, overrides)
-        with phases(not json_out) as phase:
-            return run_plan(settings, issue, repo_dir(repo), base, phase)
-
-    result = guard(json_out, work)
-    if json_out:
-        typer.echo(json.dumps(result, indent=2))
-    else:
-        print_plan(out_console(), result)
+    result = _pipeline_command(
+        lambda settings, phase: run_plan(settings, issue, repo_dir(repo), base, phase),
+        print_plan, json_out=json_out, verbose=verbose, config=config, overrides=overrides)
     raise typer.Exit(2 if result["question"] else 0)
 
 
