@@ -257,6 +257,24 @@ def test_old_module_still_using_the_symbol_imports_it_back(tmp_path: Path) -> No
     assert run.stdout.strip() == "3", run.stderr
 
 
+def test_move_to_a_new_top_level_module_sorts_it_with_the_first_party_imports(
+        tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "r", {
+        "words/__init__.py": "def shout(text: str) -> str:\n    return text.upper()\n\n\n"
+                             "def whisper(text: str) -> str:\n    return text.lower()\n",
+        "test_words.py": "import pytest\n\nimport words\n\n\ndef test_shout() -> None:\n"
+                         "    assert words.shout('a') == words.whisper('A').upper()\n"
+                         "    with pytest.raises(AttributeError):\n"
+                         "        words.shout(1)  # type: ignore[arg-type]\n",
+    })
+    move(root, "words.shout", "loud")
+    assert read(root, "test_words.py").startswith("import pytest\n\nimport loud\nimport words\n")
+    lint = python(root, "-m", "ruff", "check", "--isolated", "--select", "F,I", ".")
+    assert lint.returncode == 0, lint.stdout
+    tests = python(root, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_words.py")
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+
+
 def test_cycle_is_refused_with_the_places_that_cause_it(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "r", {
         "pkg/__init__.py": "",

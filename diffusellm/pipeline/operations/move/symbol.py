@@ -73,7 +73,9 @@ def plan_move(project: Project, target: Target, to_module: str
         raise OperationError(f"{target.qualname} is already in {to_module}",
                              hint="name a different to_module")
     dest = _destination(project, to_module, src)
-    dest = replace(dest, first_party=frozenset(m.split(".")[0] for m in project.modules))
+    # A new module is first-party too: ruff finds it in the work copy when it sorts the imports.
+    tops = {m.split(".")[0] for m in project.modules} | {dest.module.split(".")[0]}
+    dest = replace(dest, first_party=frozenset(tops))
     names = MoveNames(src.module, dest.module, src.name)
     _refuse_clash(dest, names)
     needs = analyse(src, dest.module, _prefers_relative(dest, src))
