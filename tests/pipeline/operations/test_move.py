@@ -286,6 +286,23 @@ def test_cycle_is_refused_with_the_places_that_cause_it(tmp_path: Path) -> None:
     assert "base" in error.message and not (root / "pkg/b.py").exists()
 
 
+def test_cycle_through_a_package_init_the_move_never_touches_is_refused(tmp_path: Path) -> None:
+    files = {
+        "pkg/__init__.py": "from ._wrap import wrap\n\n\nclass Store:\n    pass\n",
+        "pkg/_wrap.py": "import pkg\n\n\ndef wrap(f):\n    return pkg.Store and f\n",
+        "pkg/api.py": "from . import Store\n\n\ndef make() -> Store:\n    return Store()\n",
+        "main.py": "from pkg.api import make\n\nprint(type(make()).__name__)\n",
+    }
+    root = make_repo(tmp_path / "r", files)
+    error, _ = refuse(root, "pkg.api.make", "pkg._wrap")
+    assert "import cycle" in error.message and "pkg._wrap -> pkg -> pkg._wrap" in error.message
+    assert read(root, "pkg/_wrap.py") == files["pkg/_wrap.py"]
+    # `import pkg` was already a loop that works (it needs nothing bound); the new
+    # `from . import Store` is what would fail. A module outside the loop is fine.
+    move(root, "pkg.api.make", "pkg.factory")
+    assert python(root, "main.py").stdout.strip() == "Store"
+
+
 def test_package_init_that_exports_the_symbol_re_exports_it_from_the_new_place(
         tmp_path: Path) -> None:
     root = make_repo(tmp_path / "r", {

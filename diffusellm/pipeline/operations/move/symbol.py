@@ -4,8 +4,9 @@ Supported: module-level `def` and `class` (decorators, attached comments and doc
 with it). Refused: methods, nested or conditional definitions, module-level variables (importers
 would get a copy of the value, not the variable), a name the destination already binds,
 dynamic access by name, and moves that would create an import cycle at import time (the old
-module still uses the symbol while the moved code needs names from the old module). Nothing is
-written before every check has passed.
+module still uses the symbol while the moved code needs names from the old module, or any new
+import closes a loop through other modules, e.g. a package `__init__` that imports the
+destination). Nothing is written before every check has passed.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from diffusellm.pipeline.operations.move.build import (
     remove_statement,
     start_module,
 )
+from diffusellm.pipeline.operations.move.cycles import import_time_nodes, new_cycle
 from diffusellm.pipeline.operations.move.deps import Needs, Source, analyse, is_type_checking_block
 from diffusellm.pipeline.operations.move.imports import ImportSpec
 from diffusellm.pipeline.operations.move.place import Importer, add_imports
@@ -84,6 +86,10 @@ def plan_move(project: Project, target: Target, to_module: str
     old_tree = _build_old(src, dest, needs, taken, reexport)
     _refuse_cycle(src, dest, needs, old_tree)
     new_tree = _build_new(src, dest, needs)
+    _refuse_new_cycle(project, src, dest, {**{
+        project.module_of(rel): (r.tree, rel.endswith("__init__.py"))
+        for rel, r in importers.items() if r.changed}, src.module: (old_tree, src.is_package),
+        dest.module: (new_tree, dest.is_package)})
     changes = {rel: r.tree.code for rel, r in importers.items() if r.changed}
     changes.update({init: "" for init in dest.new_inits})
     changes[dest.path] = new_tree.code
@@ -263,29 +269,18 @@ def _runtime_imports(tree: cst.Module, module: str, is_package: bool,
                      ignore: tuple[str, str] = ("", "")) -> set[str]:
     """Modules imported when `module` is imported (not in functions or TYPE_CHECKING blocks)."""
     found: set[str] = set()
-    for stmt in tree.body:
-        if is_type_checking_block(stmt) or isinstance(stmt, cst.FunctionDef):
+    for node in import_time_nodes(tree):
+        if isinstance(node, cst.Import):
+            found.update(a.evaluated_name for a in node.names)
             continue
-        for node in _import_nodes(stmt):
-            if isinstance(node, cst.Import):
-                found.update(a.evaluated_name for a in node.names)
-                continue
-            source = resolve_relative(module, is_package, node)
-            if isinstance(node.names, cst.ImportStar):
-                found.add(source)
-                continue
-            aliases = [a.evaluated_name for a in node.names if (source, a.evaluated_name) != ignore]
-            found.update([source] if aliases else [])
-            found.update(f"{source}.{a}" for a in aliases)
+        source = resolve_relative(module, is_package, node)
+        if isinstance(node.names, cst.ImportStar):
+            found.add(source)
+            continue
+        aliases = [a.evaluated_name for a in node.names if (source, a.evaluated_name) != ignore]
+        found.update([source] if aliases else [])
+        found.update(f"{source}.{a}" for a in aliases)
     return found
-
-
-def _import_nodes(stmt: cst.CSTNode) -> list[cst.Import | cst.ImportFrom]:
-    if isinstance(stmt, cst.Import | cst.ImportFrom):
-        return [stmt]
-    if isinstance(stmt, cst.FunctionDef):
-        return []
-    return [n for child in stmt.children for n in _import_nodes(child)]
 
 
 def _refuse_cycle(src: Source, dest: Dest, needs: Needs, old_tree: cst.Module) -> None:
@@ -304,6 +299,22 @@ def _refuse_cycle(src: Source, dest: Dest, needs: Needs, old_tree: cst.Module) -
         f"and {dest.module} would need {deps} from {src.module}",
         hint=f"move those dependencies first, or the code in {src.path} that uses {src.name}; "
              + _NOTHING)
+
+
+def _refuse_new_cycle(project: Project, src: Source, dest: Dest,
+                      after: dict[str, tuple[cst.Module, bool]]) -> None:
+    """Refuse when the move's new imports close a loop through any modules of the repository."""
+    before = {m: project.parse(rel) for m in after
+              if m != dest.module and (rel := project.path_of(m)) is not None}
+    if dest.exists:
+        before[dest.module] = dest.tree
+    cycle = new_cycle(project, after, before)
+    if cycle is None:
+        return
+    raise OperationError(
+        f"cannot move {src.name} to {dest.module}: it would create an import cycle at import "
+        f"time: {' -> '.join(cycle)}",
+        hint="pick a module outside that loop, or break the loop first; " + _NOTHING)
 
 
 def _build_old(src: Source, dest: Dest, needs: Needs, taken: set[str],

@@ -1,0 +1,150 @@
+"""Phase 4, move_symbol support: the repository's import-time import graph, and new cycles in it.
+
+A move adds imports: the moved code's needs in its new module, the old module importing it back,
+importers pointing at the new place. Any of them can close a loop through modules the move never
+touched (a package `__init__` that imports the destination, which would now import the package).
+Python then runs a module whose names are not bound yet and the import fails. Only edges that
+exist at import time count: imports inside functions and `if TYPE_CHECKING:` blocks do not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from diffusellm.errors import OperationError
+from diffusellm.pipeline.operations.move.deps import is_type_checking_block
+from diffusellm.pipeline.project import Project, resolve_relative
+
+
+def import_nodes(stmt: cst.CSTNode) -> list[cst.Import | cst.ImportFrom]:
+    """Import statements that run when `stmt` runs (function bodies excluded)."""
+    if isinstance(stmt, cst.Import | cst.ImportFrom):
+        return [stmt]
+    if isinstance(stmt, cst.FunctionDef):
+        return []
+    return [n for child in stmt.children for n in import_nodes(child)]
+
+
+def import_time_nodes(tree: cst.Module) -> Iterator[cst.Import | cst.ImportFrom]:
+    """Every import a module runs when it is imported."""
+    for stmt in tree.body:
+        if is_type_checking_block(stmt) or isinstance(stmt, cst.FunctionDef):
+            continue
+        yield from import_nodes(stmt)
+
+
+@dataclass
+class ImportGraph:
+    """Import-time edges between the repository's modules, with some modules' trees replaced.
+
+    `trees` holds the modules as the move leaves them (name → (tree, is_package)); every other
+    module is parsed from the repository when a search first reaches it.
+    """
+
+    project: Project
+    trees: Mapping[str, tuple[cst.Module, bool]]
+    _edges: dict[str, set[str]] = field(default_factory=lambda: {})
+
+    def _known(self, module: str) -> bool:
+        return module in self.trees or self.project.path_of(module) is not None
+
+    def _owner(self, name: str) -> str | None:
+        """The longest prefix of a dotted name that is one of the repository's modules."""
+        parts = name.split(".")
+        for cut in range(len(parts), 0, -1):
+            candidate = ".".join(parts[:cut])
+            if self._known(candidate):
+                return candidate
+        return None
+
+    def _tree(self, module: str) -> tuple[cst.Module, bool] | None:
+        if module in self.trees:
+            return self.trees[module]
+        rel = self.project.path_of(module)
+        if rel is None:
+            return None
+        try:
+            return self.project.parse(rel), rel.endswith("__init__.py")
+        except OperationError:
+            return None  # a file that does not parse imports nothing we can follow
+
+    def targets(self, module: str, nodes: Iterable[cst.Import | cst.ImportFrom],
+                is_package: bool) -> set[str]:
+        """Modules of the repository that these imports of `module` need bound at import time."""
+        found: set[str] = set()
+        for node in nodes:
+            if isinstance(node, cst.Import):
+                found.update(o for a in node.names if (o := self._owner(a.evaluated_name)))
+                continue
+            source = resolve_relative(module, is_package, node)
+            if isinstance(node.names, cst.ImportStar):
+                found.update([o] if (o := self._owner(source)) else [])
+                continue
+            for alias in node.names:
+                # `from pkg import sub` loads the submodule even while pkg is half run;
+                # `from pkg import name` needs pkg to have bound the name already.
+                sub = f"{source}.{alias.evaluated_name}"
+                owner = sub if self._known(sub) else self._owner(source)
+                found.update([owner] if owner else [])
+        found.discard(module)
+        return found
+
+    def edges(self, module: str) -> set[str]:
+        """Import-time edges out of `module`, as the move leaves it."""
+        if module not in self._edges:
+            got = self._tree(module)
+            self._edges[module] = (self.targets(module, import_time_nodes(got[0]), got[1])
+                                   if got else set())
+        return self._edges[module]
+
+    def path(self, start: str, goal: str) -> list[str] | None:
+        """A shortest chain of import-time edges from `start` to `goal`, or None."""
+        previous: dict[str, str | None] = {start: None}
+        frontier = [start]
+        while frontier:
+            following: list[str] = []
+            for module in frontier:
+                for nxt in sorted(self.edges(module)):
+                    if nxt in previous:
+                        continue
+                    previous[nxt] = module
+                    if nxt == goal:
+                        return _chain(previous, goal)
+                    following.append(nxt)
+            frontier = following
+        return None
+
+
+def _chain(previous: Mapping[str, str | None], goal: str) -> list[str]:
+    chain = [goal]
+    while (before := previous[chain[-1]]) is not None:
+        chain.append(before)
+    return chain[::-1]
+
+
+def new_cycle(project: Project, after: Mapping[str, tuple[cst.Module, bool]],
+              before: Mapping[str, cst.Module]) -> list[str] | None:
+    """A loop of import-time imports that the changed modules' new imports close, or None.
+
+    `after`: each changed module's tree as the move leaves it, and whether it is a package;
+    `before`: the same modules' trees before the move (a module the move creates is absent).
+    An import statement already there before is not the move's doing, even when a new one
+    reaches the same module: `import pkg` needs nothing bound, `from pkg import name` does.
+    """
+    graph = ImportGraph(project, after)
+    for module, (tree, is_package) in sorted(after.items()):
+        old: set[str] = ({_code(n) for n in import_time_nodes(before[module])}
+                         if module in before else set())
+        added = [n for n in import_time_nodes(tree) if _code(n) not in old]
+        for target in sorted(graph.targets(module, added, is_package)):
+            back = graph.path(target, module)
+            if back is not None:
+                return [module, *back]
+    return None
+
+
+def _code(node: cst.CSTNode) -> str:
+    return cst.Module(body=[]).code_for_node(node).strip()
