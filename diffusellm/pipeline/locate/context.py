@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,6 +55,9 @@ class Localised:
     test_files: tuple[str, ...]
     context: str
     """Packed source of the best candidates, within a token budget, for prompts."""
+    words: Mapping[str, int] = field(default_factory=lambda: {})
+    """How often each word (lowercased part of a snake_case or CamelCase name) occurs in the names
+    and parameters of every definition, tests included: the repository's own spelling."""
 
     def of_kind(self, *kinds: str) -> list[str]:
         """Qualnames of the candidates of the given kinds, best first."""
@@ -143,7 +146,25 @@ def _assemble(root: Path, ordered: Sequence[Symbol], all_symbols: Sequence[Symbo
         modules=tuple(modules[:MAX_CANDIDATES]),
         test_files=tuple(tests),
         context=pack_source(root, chosen, budget),
+        words=name_words(all_symbols),
     )
+
+
+_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
+
+
+def words_of(name: str) -> list[str]:
+    """The lowercased words of an identifier: `get_HTTPResponse2` → get, http, response."""
+    return [w.lower() for w in _WORD.findall(name)]
+
+
+def name_words(symbols: Iterable[Symbol]) -> dict[str, int]:
+    """Word counts over every definition's own name and its parameters' names."""
+    counts: Counter[str] = Counter()
+    for symbol in symbols:
+        counts.update(words_of(symbol.name))
+        counts.update(words_of(" ".join(re.findall(r"[A-Za-z_]\w*(?=\s*[:=,)])", symbol.signature))))
+    return dict(counts)
 
 
 def localise_by_overlap(root: Path, graph_db: Path, text: str, *, budget_tokens: int = 1500) -> Localised:

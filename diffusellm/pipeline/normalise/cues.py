@@ -18,11 +18,18 @@ _TICKED = re.compile(r"`([^`\n]{1,200})`")
 _CAMEL = re.compile(r"[a-z][A-Z]|[A-Z][a-z]+[A-Z]")
 _PARAM_NOUN = re.compile(r"\b(parameters?|arguments?|args?|options?|flags?|keywords?|kwargs?)\b")
 _CUES: dict[str, re.Pattern[str]] = {
-    "rename_symbol": re.compile(r"\b(renam\w*|name[ds]?|call(?:ed)? (?:it|this|them)|be called)\b"),
+    "rename_symbol": re.compile(
+        r"\b(renam\w*|misnam\w*|(?:better|new|clearer|different|wrong|confusing) names?|names?(?: of \S+)? "
+        r"(?:is|are|was) (?:\w+ )?(?:confusing|misleading|wrong|unclear)|call(?:ed)? (?:it|this|them)"
+        r"|be (?:called|named))\b"
+    ),
     "remove_parameter": re.compile(
         r"\b(remove|drop|delete|get rid of|no longer (?:need|use)d?|unused|deprecated?|obsolete)\b"
     ),
-    "add_parameter": re.compile(r"\b(accepts?|takes?|support|add|needs?|new|should have|allow)\b"),
+    "add_parameter": re.compile(
+        r"\b(accepts?|takes?|support|add|needs?|new|should have|allow|"
+        r"pass(?:ing)? (?:\S+ ){1,3}as (?:a |an )?(?:keyword|argument|parameter|option))\b"
+    ),
     "move_symbol": re.compile(
         r"\b(move[ds]?|belongs? (?:in|to)|live in|relocate|split (?:it )?out|(?:own|new|separate) module)\b"
     ),
@@ -38,6 +45,20 @@ _DEFAULT = re.compile(
     r"|\bdefault(?:s| value)?(?: (?:is|of|to|should be))?[:=]? "
     r"(?P<plain>`[^`]{1,60}`|\"[^\"]{0,58}\"|'[^']{0,58}'|[\w.+-]{1,60})"
 )
+_PARAM_BEFORE_NOUN = re.compile(
+    r"`?(?P<name>[A-Za-z_][A-Za-z0-9_]*)`? (?:as (?:a |an )?)?(?:(?:keyword[- ]only|boolean|optional) )?"
+    r"(?:keyword |kw )?(?:argument|parameter|option|flag|kwarg)s?\b"
+)
+_PARAM_AFTER_NOUN = re.compile(
+    r"\b(?:argument|parameter|option|flag|kwarg)s? (?:called |named )?`(?P<name>[A-Za-z_][A-Za-z0-9_]*)`"
+)
+_NOT_NAMES = frozenset({
+    "a", "an", "the", "new", "this", "that", "these", "those", "its", "their", "his", "her", "our",
+    "your", "my", "same", "extra", "additional", "another", "other", "more", "some", "any", "each",
+    "every", "no", "optional", "keyword", "boolean", "bool", "positional", "required", "useful",
+    "default", "only", "one", "two", "as", "of", "for", "to", "in", "on", "with", "which", "what",
+    "such", "constructor", "function", "method", "class", "command", "line", "cli", "config",
+})
 _POSITIONAL = re.compile(r"\bpositional\b|\bkeyword[- ]or[- ]positional\b")
 
 
@@ -129,6 +150,20 @@ def new_names(words: IssueWords, convention: NamingConvention, taken: Iterable[s
         if "." not in n and n not in used and not keyword.iskeyword(n) and conforms(n, convention)
     ]
     return [n for n in found if n.strip("_")]
+
+
+def described_parameters(words: IssueWords, convention: NamingConvention, taken: Iterable[str]) -> list[str]:
+    """Names the issue puts just before "argument", "parameter", "option", "flag" or "kwarg" ("a
+    `name` argument", "pass bases as a keyword argument"), written as code or not, that fit the
+    convention and are not already `taken`."""
+    used = set(taken)
+    found = sorted((m.start(), m.group("name")) for pattern in (_PARAM_BEFORE_NOUN, _PARAM_AFTER_NOUN)
+                   for m in pattern.finditer(words.text))
+    return list(dict.fromkeys(
+        n for _, n in found
+        if n.lower() not in _NOT_NAMES and n not in used and not keyword.iskeyword(n)
+        and conforms(n, convention) and n.strip("_")
+    ))
 
 
 def module_names(words: IssueWords, package: str, current: str) -> list[str]:

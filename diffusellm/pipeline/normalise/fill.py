@@ -15,6 +15,7 @@ from diffusellm.pipeline.locate.context import Localised, Symbol
 from diffusellm.pipeline.normalise.cues import (
     IssueWords,
     annotation_for,
+    described_parameters,
     mentioned_parameters,
     module_names,
     new_names,
@@ -123,7 +124,9 @@ def _remove(option: Option, f: Filler) -> Operation | Unfilled | None:
 
 def _add(option: Option, f: Filler) -> Operation | Unfilled | None:
     symbol = option.target
-    found = new_names(f.words, f.convention("parameter"), [symbol.name, *parameters(symbol)])
+    taken = [symbol.name, *parameters(symbol)]
+    convention = f.convention("parameter")
+    found = described_parameters(f.words, convention, taken) or new_names(f.words, convention, taken)
     question = f"What should the new parameter of `{symbol.qualname}` be called?"
     name = f.pick(question, found) if found else f.write_name(question, "parameter")
     if not name:

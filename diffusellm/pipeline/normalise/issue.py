@@ -32,8 +32,9 @@ from diffusellm.pipeline.normalise.fill import Filler, Unfilled, fill_operation
 from diffusellm.pipeline.normalise.prompts import normalise_messages
 from diffusellm.pipeline.normalise.rank import MODEL_WEIGHT, Ranking, rank_options
 from diffusellm.pipeline.normalise.rules import issue_spec, rule_spec
+from diffusellm.pipeline.normalise.typos import typo_candidates
 from diffusellm.pipeline.settings import MIN_CONFIDENCE
-from diffusellm.pipeline.spec import YAML_FENCE, Spec, load_spec_text, parse_spec
+from diffusellm.pipeline.spec import YAML_FENCE, RenameSymbol, Spec, load_spec_text, parse_spec
 from diffusellm.pipeline.understand.style.profile import StyleProfile
 
 DRAFT_TOKENS = 320
@@ -119,6 +120,9 @@ def normalise_issue(
     ruled = rule_spec(text, loc, _title(text, "Change requested in an issue"))
     if ruled is not None:  # a plainly stated refactor whose names all resolve: no model needed
         return ruled
+    typo = _typo(text, loc)
+    if typo is not None:
+        return typo
     if method == "rank":
         limits = _RankLimits(min_confidence, model_weight, seed)
         return _ranked(text, llm=llm, loc=loc, profile=profile, limits=limits)
@@ -135,6 +139,22 @@ def normalise_issue(
         log.info("normalise.unusable_answer", problem=exc.message)
         return NeedsClarification(default_question(loc), f"the model's answer was unusable: {exc.message}")
     return _decide(draft, text, loc, min_confidence)
+
+
+def _typo(text: str, loc: Localised) -> Spec | NeedsClarification | None:
+    """A reported misspelling: the one rename that fixes it, or which of a few the author means."""
+    found = typo_candidates(read_issue(text), loc)
+    if not found:
+        return None
+    first = found[0]
+    if len(found) == 1 or first.rank[:2] < found[1].rank[:2]:  # how well attested is no tie-break
+        rename = RenameSymbol(op="rename_symbol", target=first.symbol.qualname, new_name=first.new_name)
+        return issue_spec(text, _title(text, "Fix a misspelt name"), [rename])
+    options = "; or ".join(f"`{m.symbol.qualname}` to `{m.new_name}`" for m in found[:3])
+    return NeedsClarification(
+        f"Which misspelt name should be fixed: rename {options}? Naming it is enough.",
+        "the issue reports a misspelling and several names look misspelt",
+    )
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from diffusellm.pipeline.locate.context import Localised, Symbol
 from diffusellm.pipeline.normalise.cues import (
     IssueWords,
     cued_kinds,
+    described_parameters,
     mentioned_parameters,
     names_symbol,
     new_names,
@@ -115,7 +116,8 @@ def _parameter_evidence(words: IssueWords, symbol: Symbol, op: str, convention: 
     if op == "remove_parameter":
         return bool(mentioned_parameters(words, symbol))
     if op == "add_parameter":
-        return bool(new_names(words, convention, [symbol.name, *parameters(symbol)]))
+        taken = [symbol.name, *parameters(symbol)]
+        return bool(described_parameters(words, convention, taken) or new_names(words, convention, taken))
     return False
 
 

@@ -7,6 +7,7 @@ from diffusellm.pipeline.locate.context import Symbol
 from diffusellm.pipeline.normalise.cues import (
     annotation_for,
     cued_kinds,
+    described_parameters,
     mentioned_parameters,
     module_names,
     names_symbol,
@@ -70,6 +71,25 @@ def test_new_names_fit_the_convention_and_are_not_taken() -> None:
     words = read_issue("Call it `persist_board` (not `PersistBoard` nor save_all) please.")
     assert new_names(words, "snake_case", ["save_all"]) == ["persist_board"]
     assert new_names(words, "PascalCase", []) == ["PersistBoard"]
+
+
+def test_described_parameters_are_the_words_before_or_after_a_parameter_noun() -> None:
+    def described(text: str, taken: tuple[str, ...] = ()) -> list[str]:
+        return described_parameters(read_issue(text), "snake_case", taken)
+
+    assert described("save should get a retries argument and an optional `dry_run` flag") == [
+        "retries", "dry_run"]
+    assert described("an option called `follow_links` would do") == ["follow_links"]
+    assert described("hand over the encoding as a keyword-only parameter") == ["encoding"]
+    assert described("save needs a new parameter, and the same option elsewhere") == []
+    assert described("the board argument of save", taken=("board",)) == []
+    assert described("a MaxSize option") == []  # not the parameters' convention
+
+
+def test_a_name_is_not_a_wish_to_rename_but_a_misleading_name_is() -> None:
+    assert "rename_symbol" not in cued_kinds(read_issue("save should take a name argument"))
+    assert "rename_symbol" in cued_kinds(read_issue("The name of save is misleading."))
+    assert "rename_symbol" in cued_kinds(read_issue("save needs a better name"))
 
 
 def test_module_names_are_dotted_paths_in_the_package() -> None:

@@ -132,6 +132,23 @@ def test_parameters_come_from_the_issue() -> None:
     assert isinstance(tested.operations[0], AddTest) and tested.operations[0].path == "tests/test_helpers.py"
 
 
+def test_a_parameter_wished_for_in_plain_words_is_added_with_the_name_the_issue_gives() -> None:
+    # neither the name nor the word "parameter" written as code; a "name" is not a wish to rename
+    wished = _normalise("The Service class should have a timeout argument, for slow stores.")
+    assert not isinstance(wished, NeedsClarification)
+    assert wished.operations[0] == AddParameter(
+        op="add_parameter", target="board.service.Service.__init__", name="timeout", default="None",
+        kind="keyword_only")
+    named = _normalise("It would help if slugify could support a name option for the separator's label.")
+    assert not isinstance(named, NeedsClarification)
+    assert (named.operations[0].op, getattr(named.operations[0], "name", None)) == ("add_parameter", "name")
+    passed = _normalise("Could we pass the `locale` as a keyword argument to slugify?")
+    assert not isinstance(passed, NeedsClarification)
+    assert passed.operations[0] == AddParameter(
+        op="add_parameter", target="board.helpers.slugify", name="locale", default="None",
+        kind="keyword_only")
+
+
 def test_a_new_name_the_issue_does_not_give_is_written_by_the_model_in_the_convention() -> None:
     llm = ScriptedLLM(replies=[json.dumps({"name": "make_slug"})])
     spec = _normalise("slugify is a poor name, please rename it.", llm)
