@@ -59,6 +59,7 @@ _NOT_NAMES = frozenset({
     "default", "only", "one", "two", "as", "of", "for", "to", "in", "on", "with", "which", "what",
     "such", "constructor", "function", "method", "class", "command", "line", "cli", "config",
 })
+_OWN_MODULE = re.compile(r"\b(?:its|their) own (?:module|file)\b|\bseparate (?:module|file)\b")
 _POSITIONAL = re.compile(r"\bpositional\b|\bkeyword[- ]or[- ]positional\b")
 
 
@@ -171,6 +172,18 @@ def module_names(words: IssueWords, package: str, current: str) -> list[str]:
     return sorted(
         n for n in words.code if n.startswith(package + ".") and n != current and not n.startswith(current + ".")
     )
+
+
+def own_module_name(words: IssueWords, symbol: Symbol, modules: Iterable[str]) -> str | None:
+    """When the issue wants `symbol` in "its own module" (or a separate one) without naming it: a
+    new module beside it named after it (`pkg.Blivet` → `pkg.blivet`), unless that exists."""
+    if not _OWN_MODULE.search(words.lower) or symbol.kind not in ("function", "class"):
+        return None
+    module = symbol.qualname.rsplit(".", 1)[0]
+    package = module if symbol.path.endswith("__init__.py") else module.rpartition(".")[0]
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", symbol.name).lower().strip("_")
+    name = f"{package}.{snake}" if package else snake
+    return None if name in set(modules) or not snake.isidentifier() or keyword.iskeyword(snake) else name
 
 
 def stated_default(words: IssueWords) -> str | None:

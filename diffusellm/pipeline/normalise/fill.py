@@ -19,6 +19,7 @@ from diffusellm.pipeline.normalise.cues import (
     mentioned_parameters,
     module_names,
     new_names,
+    own_module_name,
     parameters,
     positional,
     stated_default,
@@ -148,7 +149,9 @@ def _move(option: Option, f: Filler) -> Operation | Unfilled | None:
     found = module_names(f.words, module.split(".", 1)[0], module)
     question = f"Which module should `{symbol.qualname}` move to?"
     if not found:
-        return Unfilled(question)
+        own = own_module_name(f.words, symbol, f.loc.modules)
+        return Unfilled(question) if own is None else MoveSymbol(
+            op="move_symbol", target=symbol.qualname, to_module=own)
     return MoveSymbol(op="move_symbol", target=symbol.qualname, to_module=f.pick(question, found))
 
 

@@ -47,6 +47,8 @@ _ACCEPT = re.compile(
     re.IGNORECASE,
 )
 _REMOVAL_WORDS = re.compile(r"\b(remove|drop|delete)\b", re.IGNORECASE)
+_ARROW = re.compile(r"(?<![\w.`])`?(?P<old>[A-Za-z_][\w.]*)`? ?(?:->|→|=>|⇒) ?`?(?P<new>[A-Za-z_]\w*)`?")
+_RENAMING = re.compile(r"\brenam\w*", re.IGNORECASE)
 
 
 def _resolve(loc: Localised, name: str) -> str | None:
@@ -67,6 +69,19 @@ def _rename(text: str, loc: Localised) -> Operation | None:
     return RenameSymbol(op="rename_symbol", target=target, new_name=new_name) if target else None
 
 
+def _renames(text: str, loc: Localised) -> list[Operation]:
+    """"Rename …: `a` -> `b`, `c` -> `d`": one rename per arrow, when every old name resolves."""
+    if not _RENAMING.search(text):
+        return []
+    found: list[Operation] = []
+    for match in _ARROW.finditer(text):
+        target = _resolve(loc, match.group("old"))
+        if target is None:
+            return []
+        found.append(RenameSymbol(op="rename_symbol", target=target, new_name=match.group("new")))
+    return found
+
+
 def _remove(text: str, loc: Localised) -> Operation | None:
     match = _REMOVE.search(text)
     if not match and _REMOVAL_WORDS.search(text):
@@ -85,7 +100,13 @@ def _move(text: str, loc: Localised) -> Operation | None:
     if not match or "." not in match.group("mod"):
         return None
     target = _resolve(loc, match.group("sym"))
-    return MoveSymbol(op="move_symbol", target=target, to_module=match.group("mod")) if target else None
+    if target is None:
+        return None
+    module = match.group("mod").rstrip(".")
+    name = target.rsplit(".", 1)[-1]
+    if module.endswith("." + name) and module.rsplit(".", 1)[0] in loc.modules:
+        module = module.rsplit(".", 1)[0]  # "move a.b.f to a.c.f": the new place, written whole
+    return MoveSymbol(op="move_symbol", target=target, to_module=module)
 
 
 def _add(text: str, loc: Localised) -> Operation | None:
@@ -112,8 +133,15 @@ def issue_spec(issue: str, title: str, operations: list[Operation]) -> Spec:
 
 
 def rule_spec(issue: str, loc: Localised, title: str) -> Spec | None:
-    """A spec for an issue that plainly asks for one refactor, or None to let the model read it."""
+    """A spec for an issue that plainly asks for one refactor (or a list of renames), or None to
+    let the model read it."""
     text = " ".join(issue.split())
+    try:
+        renames = _renames(text, loc)
+    except ValidationError:
+        renames = []
+    if renames:
+        return issue_spec(issue, title, renames)
     for rule in _RULES:
         try:
             operation = rule(text, loc)

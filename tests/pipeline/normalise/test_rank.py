@@ -12,6 +12,7 @@ from diffusellm.pipeline.locate.context import Localised, Symbol
 from diffusellm.pipeline.normalise.cues import read_issue
 from diffusellm.pipeline.normalise.issue import NeedsClarification, normalise_issue
 from diffusellm.pipeline.normalise.rank import KINDS, compatible, rank_options
+from diffusellm.pipeline.normalise.rules import rule_spec
 from diffusellm.pipeline.spec import AddParameter, AddTest, EditFunction, MoveSymbol, RemoveParameter, RenameSymbol
 from diffusellm.pipeline.understand.style.profile import StyleProfile
 from tests.fakes.scripted_llm import Call, ScriptedLLM
@@ -147,6 +148,30 @@ def test_a_parameter_wished_for_in_plain_words_is_added_with_the_name_the_issue_
     assert passed.operations[0] == AddParameter(
         op="add_parameter", target="board.helpers.slugify", name="locale", default="None",
         kind="keyword_only")
+
+
+def test_lists_of_renames_move_destinations_written_whole_and_own_modules() -> None:
+    both = _normalise("Renaming for clarity:\n- `slugify` -> `make_slug`\n- `today` → `current_day`")
+    assert not isinstance(both, NeedsClarification)
+    assert both.operations == [
+        RenameSymbol(op="rename_symbol", target="board.helpers.slugify", new_name="make_slug"),
+        RenameSymbol(op="rename_symbol", target="board.helpers.today", new_name="current_day"),
+    ]
+    assert rule_spec("Renaming: `slugify` -> `make_slug`, `nowhere` -> `x`", LOC, "t") is None  # all or none
+    whole = _normalise("Please move board.helpers.slugify to board.service.slugify.")
+    assert not isinstance(whole, NeedsClarification)
+    assert whole.operations == [MoveSymbol(op="move_symbol", target="board.helpers.slugify",
+                                           to_module="board.service")]
+    basket = Localised(symbols=(Symbol("shop.Basket", "class", "shop/__init__.py", 5, 90, ""),),
+                       modules=("shop", "shop.prices"), test_files=(), context="")
+    own = normalise_issue("The Basket class is too big for the package file; it should move into its own "
+                          "module.", llm=ScriptedLLM(), loc=basket, profile=PROFILE)
+    assert not isinstance(own, NeedsClarification)
+    assert own.operations == [MoveSymbol(op="move_symbol", target="shop.Basket", to_module="shop.basket")]
+    taken = Localised(symbols=basket.symbols, modules=("shop", "shop.basket"), test_files=(), context="")
+    asked = normalise_issue("Basket should move into its own module.", llm=ScriptedLLM(), loc=taken,
+                            profile=PROFILE)
+    assert isinstance(asked, NeedsClarification) and "Which module" in asked.question
 
 
 def test_a_new_name_the_issue_does_not_give_is_written_by_the_model_in_the_convention() -> None:
