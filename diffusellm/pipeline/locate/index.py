@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import structlog
 
 from diffusellm.errors import RepositoryError
 from diffusellm.pipeline.locate.chunks import Chunk, chunk_source, embedding_text, git_blob_id
@@ -19,12 +23,14 @@ from diffusellm.pipeline.locate.store import (
     SyncStats,
     VectorCache,
     chunk_ids,
+    dense_query,
     open_collection,
     sync_collection,
 )
 from diffusellm.pipeline.paths import UnsafePathError, read_file
 from diffusellm.pipeline.project import list_python_files, module_name_for
 
+log = structlog.get_logger(__name__)
 VECTORS_NAME = "vectors.sqlite"
 CACHE_NAME = "chunks-v2.sqlite"
 """v2: identifiers in source order, string literals whole and all of them."""
@@ -139,6 +145,41 @@ def _by_file(chunks: list[Chunk]) -> dict[str, list[Chunk]]:
     return out
 
 
+def _synced_store(config: StoreConfig, embedder: Embedder, pairs: list[tuple[Chunk, str]],
+                  cache: VectorCache) -> tuple[Any, SyncStats]:
+    """The vector collection holding exactly these chunks, checked with one query.
+
+    A local store that chromadb cannot read or query (a worker killed while writing it) is
+    deleted and built again from the vector cache, so nothing is embedded twice; a server's
+    store is the operator's to mend, so its error is reported."""
+    from chromadb.errors import ChromaError
+
+    for attempt in (1, 2):
+        try:
+            collection = open_collection(config, embedder.name)
+            synced = sync_collection(collection, [c for c, _ in pairs], [i for _, i in pairs],
+                                     embedding_text, embedder, cache)
+            _probe(collection)
+            return collection, synced
+        except ChromaError as exc:
+            if config.host or config.path is None or attempt == 2:
+                raise RepositoryError(
+                    f"the vector store failed: {exc}",
+                    hint="delete the index folder's chroma/ to rebuild it, or check the chromadb server",
+                ) from None
+            log.warning("locate.store_rebuilt", path=str(config.path), problem=str(exc))
+            shutil.rmtree(config.path, ignore_errors=True)
+    raise AssertionError("unreachable")
+
+
+def _probe(collection: Any) -> None:
+    """Query the store with one of its own vectors: a damaged index fails here, not mid-job."""
+    got: Any = collection.get(limit=1, include=["embeddings"])
+    rows = got.get("embeddings")
+    if rows is not None and len(rows):
+        dense_query(collection, np.asarray(rows[0], dtype=np.float32), 1)
+
+
 def build_index(
     root: Path,
     index_dir: Path,
@@ -173,13 +214,10 @@ def build_index(
     ids = chunk_ids(chunks)
     collection = None
     if embedder is not None:
-        collection = open_collection(store or StoreConfig(path=index_dir / "chroma"),
-                                     embedder.name)
         pairs = [(c, i) for c, i in zip(chunks, ids, strict=True)
                  if embed_only is None or embed_only(c)]
-        synced: SyncStats = sync_collection(
-            collection, [c for c, _ in pairs], [i for _, i in pairs], embedding_text, embedder,
-            VectorCache(index_dir / VECTORS_NAME))
+        collection, synced = _synced_store(store or StoreConfig(path=index_dir / "chroma"), embedder,
+                                           pairs, VectorCache(index_dir / VECTORS_NAME))
         stats.embedded, stats.removed = synced.embedded, synced.removed
         save = getattr(embedder, "save", None)
         if callable(save):

@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from diffusellm.errors import RepositoryError
 from diffusellm.pipeline.locate.chunks import chunk_source
 from diffusellm.pipeline.locate.embed import DIM, Vectors, normalise
 from diffusellm.pipeline.locate.graph import chunk_edges
@@ -16,7 +18,7 @@ from diffusellm.pipeline.locate.index import build_index
 from diffusellm.pipeline.locate.query import collect_signals, embedder_kind_for, search
 from diffusellm.pipeline.locate.rank import reciprocal_rank_fusion
 from diffusellm.pipeline.locate.scope import own_code
-from diffusellm.pipeline.locate.store import VectorCache
+from diffusellm.pipeline.locate.store import StoreConfig, VectorCache
 from diffusellm.pipeline.settings import LocateSettings
 
 OFF = LocateSettings(embedder="none")
@@ -191,3 +193,50 @@ def test_auto_uses_minilm_while_the_project_is_small(tmp_path: Path) -> None:
     assert embedder_kind_for(root, LocateSettings()) == "minilm"
     assert embedder_kind_for(root, LocateSettings(minilm_max_files=2)) == "static"
     assert embedder_kind_for(root, LocateSettings(embedder="none")) is None
+
+
+class FakeDamagedCollection:
+    """A real collection whose queries fail the way a store damaged by two writers does."""
+
+    def __init__(self, real: object) -> None:
+        self.real = real
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.real, name)
+
+    def query(self, **_: object) -> object:
+        from chromadb.errors import InternalError
+
+        raise InternalError("Error executing plan: Internal error: Error finding id")
+
+
+def test_a_damaged_local_vector_store_is_rebuilt_from_the_cache(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import diffusellm.pipeline.locate.index as index_module
+
+    root = _git_repo(tmp_path / "r", {"pkg/__init__.py": "", "pkg/m.py": "def a():\n    return 1\n"})
+    embedder = CountingEmbedder()
+    first = build_index(root, tmp_path / "idx", embedder)
+    assert first.collection is not None
+    stored, embedded = first.collection.count(), len(embedder.texts)
+    (tmp_path / "idx" / "chroma" / "left-by-the-damaged-store").write_text("x")
+    real_open = index_module.open_collection
+    opened: list[str] = []
+
+    def open_once_damaged(config: StoreConfig, name: str) -> object:
+        opened.append(name)
+        real = real_open(config, name)
+        return FakeDamagedCollection(real) if len(opened) == 1 else real
+
+    monkeypatch.setattr(index_module, "open_collection", open_once_damaged)
+    index = build_index(root, tmp_path / "idx", embedder)
+    assert len(opened) == 2 and index.collection is not None and index.collection.count() == stored
+    assert not (tmp_path / "idx" / "chroma" / "left-by-the-damaged-store").exists()
+    assert len(embedder.texts) == embedded  # rebuilt from the vector cache: nothing embedded again
+    server = StoreConfig(host="127.0.0.1", port=1)
+    monkeypatch.setattr(index_module, "open_collection",
+                        lambda config, name: FakeDamagedCollection(real_open(StoreConfig(
+                            path=tmp_path / "idx" / "chroma"), name)))
+    with pytest.raises(RepositoryError, match="vector store failed") as failed:
+        build_index(root, tmp_path / "idx", embedder, store=server)
+    assert "chromadb server" in (failed.value.hint or "")
