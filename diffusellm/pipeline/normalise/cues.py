@@ -33,7 +33,10 @@ _CUES: dict[str, re.Pattern[str]] = {
     "move_symbol": re.compile(
         r"\b(move[ds]?|belongs? (?:in|to)|live in|relocate|split (?:it )?out|(?:own|new|separate) module)\b"
     ),
-    "add_test": re.compile(r"\btests?\b"),
+    "add_test": re.compile(
+        r"\b(?:add|adds|adding|write|writing|missing|no|more|new|needs?|lacks?|without|extra)\b(?:\W+\w+){0,3}?"
+        r"\W+(?:unit )?tests?\b|\btests? (?:for|covering|that|of)\b|\b(?:test )?coverage\b|\buntested\b"
+    ),
     "edit_function": re.compile(
         r"\b(bug|crash\w*|wrong|errors?|fails?|broken|should|instead|fix|returns?|raises?|ignores?|incorrect)\b"
     ),

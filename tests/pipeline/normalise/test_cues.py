@@ -47,6 +47,12 @@ def test_the_wording_cues_kinds_and_parameter_changes_need_a_parameter_noun() ->
     assert "move_symbol" in cued_kinds(read_issue("This belongs in board.text."))
     assert "add_test" in cued_kinds(read_issue("Add a test for empty titles."))
     assert "add_test" not in cued_kinds(read_issue("The tests fail on Windows."))
+    # a test mentioned in passing is not a request for one; a missing one, or coverage, is
+    for passing in ("The test suite takes ages on my laptop.", "I checked it by hand and the tests pass."):
+        assert "add_test" not in cued_kinds(read_issue(passing)), passing
+    for wish in ("Parsing dates has no unit tests at all.", "Please write some tests covering parse.",
+                 "Branch coverage of the parser is low."):
+        assert "add_test" in cued_kinds(read_issue(wish)), wish
     assert cued_kinds(read_issue("The documentation is confusing.")) == set()
 
 
