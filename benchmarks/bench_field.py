@@ -82,7 +82,7 @@ def suite(tree: Path, env: Environment, sandbox: BubblewrapSandbox, work: Path) 
             "--junitxml=.bench-junit.xml", "--continue-on-collection-errors"]
     result = sandbox.run(argv, workdir=copy, env={"PYTHONPATH": ":".join(paths)}, ro_paths=env.mounts)
     failing, _seen = parse_junit(copy, copy / ".bench-junit.xml")
-    return {"exit": result.returncode, "tests_run": tests_run(copy / ".bench-junit.xml"),
+    return {"exit": result.returncode, "tests_run": tests_run(copy, copy / ".bench-junit.xml"),
             "failing": sorted(f.key[1] for f in failing), "seconds": round(result.duration_s, 1)}
 
 
