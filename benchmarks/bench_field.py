@@ -218,8 +218,7 @@ def run_case(repo: Path, kind: str, op: dict[str, Any], settings: Settings, sand
         after = suite(tree, env, sandbox, work)
         new = sorted(set(after["failing"]) - set(base["failing"]))
         left = old_name_left(tree, op)
-        unexpected = sorted(set(report.changed_files) - expected_files(repo, op)
-                            - {f for f in report.changed_files if "CHANGELOG" in f.upper() or "CHANGES" in f.upper()})
+        unexpected = sorted(set(report.changed_files) - expected_files(repo, op) - {report.changelog})
     finally:
         git(repo, "worktree", "remove", "--force", str(tree))
         git(repo, "branch", "-D", report.branch)
