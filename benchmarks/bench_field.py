@@ -82,7 +82,7 @@ def suite(tree: Path, env: Environment, sandbox: BubblewrapSandbox, work: Path) 
             "--junitxml=.bench-junit.xml", "--continue-on-collection-errors"]
     result = sandbox.run(argv, workdir=copy, env={"PYTHONPATH": ":".join(paths)}, ro_paths=env.mounts)
     failing, _seen = parse_junit(copy, copy / ".bench-junit.xml")
-    return {"exit": result.returncode, "tests_run": tests_run(copy / ".bench-junit.xml"),
+    return {"exit": result.returncode, "tests_run": tests_run(copy, copy / ".bench-junit.xml"),
             "failing": sorted(f.key[1] for f in failing), "seconds": round(result.duration_s, 1)}
 
 
@@ -218,8 +218,7 @@ def run_case(repo: Path, kind: str, op: dict[str, Any], settings: Settings, sand
         after = suite(tree, env, sandbox, work)
         new = sorted(set(after["failing"]) - set(base["failing"]))
         left = old_name_left(tree, op)
-        unexpected = sorted(set(report.changed_files) - expected_files(repo, op)
-                            - {f for f in report.changed_files if "CHANGELOG" in f.upper() or "CHANGES" in f.upper()})
+        unexpected = sorted(set(report.changed_files) - expected_files(repo, op) - {report.changelog})
     finally:
         git(repo, "worktree", "remove", "--force", str(tree))
         git(repo, "branch", "-D", report.branch)

@@ -81,9 +81,14 @@ def checkout(case: dict[str, Any], mirrors: Path, work: Path) -> Path | None:
     into.mkdir(parents=True, exist_ok=True)
     archive = subprocess.run(["git", f"--git-dir={git_dir}", "archive", case["base_commit"]], capture_output=True)
     if archive.returncode != 0:  # the snapshot leaves out its largest files (data, images): the code is enough
-        archive = subprocess.run(["git", f"--git-dir={git_dir}", "archive", case["base_commit"], "--",
-                                  ":(glob)**/*.py", ":(glob)**/*.toml", ":(glob)**/*.cfg"],
-                                 capture_output=True, check=True)
+        listed = subprocess.run(["git", f"--git-dir={git_dir}", "ls-tree", "-r", "--name-only", case["base_commit"]],
+                                capture_output=True, text=True, check=True).stdout.splitlines()
+        for rel in (f for f in listed if f.endswith((".py", ".toml", ".cfg"))):  # archive reads every blob
+            blob = subprocess.run(["git", f"--git-dir={git_dir}", "show", f"{case['base_commit']}:{rel}"],
+                                  capture_output=True, check=True).stdout
+            (into / rel).parent.mkdir(parents=True, exist_ok=True)
+            (into / rel).write_bytes(blob)
+        return _git_repo(into)
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
     return _git_repo(into)
 
@@ -136,8 +141,9 @@ def summarise(rows: list[dict[str, Any]], cases: list[dict[str, Any]], labels: S
     return {
         "cases": len(cases), "scored": len(rows), "projects": len({c["repo"] for c in cases if c["id"] in ran}),
         "target_in_candidates": sum(r["target_in_candidates"] for r in rows),
-        **{label: rates([r[label] for r in rows]) for label in labels},
-        "by_kind": {kind: {label: rates([r[label] for r in rows if r["kind"] == kind]) for label in labels}
+        **{label: rates([r[label] for r in rows if label in r]) for label in labels},
+        "by_kind": {kind: {label: rates([r[label] for r in rows if r["kind"] == kind and label in r])
+                           for label in labels}
                     for kind in sorted({r["kind"] for r in rows})},
     }
 
@@ -154,18 +160,23 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--only", nargs="*", default=None, help="case ids")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--readers", default="no_model,model",
+                        help="which readings to run: no_model (rules and ranking only), model, or both")
     args = parser.parse_args()
     cases = [c for c in load_cases(args.cases, args.split) if args.only is None or c["id"] in args.only][: args.limit]
     if args.from_rows is not None:
         rows = [json.loads(line) for path in args.from_rows for line in path.read_text(encoding="utf-8").splitlines()]
         rows = [r for r in rows if r["id"] in {c["id"] for c in cases}]
-        print(json.dumps(summarise(rows, cases, ("no_model", "model")), indent=2))
+        labels = tuple(label for label in ("no_model", "model") if any(label in r for r in rows))
+        print(json.dumps(summarise(rows, cases, labels), indent=2))
         return 0
     settings = load_settings()
+    wanted = set(args.readers.split(","))
     started = time.perf_counter()
-    llm = load_llm(settings.llm, settings.state_path())
+    readers: dict[str, TextGenerator] = {"no_model": NoModel()} if "no_model" in wanted else {}
+    if "model" in wanted:
+        readers["model"] = load_llm(settings.llm, settings.state_path())
     load_s = time.perf_counter() - started
-    readers: dict[str, TextGenerator] = {"no_model": NoModel(), "model": llm}
     localiser = locate_localiser(args.work / "locate", settings.state_path() / "models", settings.generation.locate)
     rows: list[dict[str, Any]] = []
     not_run: list[dict[str, str]] = []
