@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import re
 import subprocess
 import sys
@@ -27,6 +26,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench_locate import machine  # noqa: E402  (this folder: the write-up's machine line)
 
 from diffusellm.pipeline.locate.chunks import Chunk, chunk_source, git_blob_id, is_test_path  # noqa: E402
 from diffusellm.pipeline.locate.embed import Embedder, make_embedder  # noqa: E402
@@ -335,15 +336,6 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             tally.seconds += float(got["s"])
             tally.cpu_seconds += float(got.get("cpu_s", 0.0))
     return {name: t.row() for name, t in tallies.items()}
-
-
-def machine() -> str:
-    """nproc and CPU model, for the write-up."""
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
-               platform.processor())
-    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-    return f"{nproc} cores, {cpu}, Python {platform.python_version()}"
 
 
 def table(results: dict[str, Any]) -> str:
