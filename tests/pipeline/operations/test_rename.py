@@ -282,3 +282,31 @@ def test_method_rename_sees_edits_of_an_earlier_operation(tmp_path: Path) -> Non
                                        new_name="persist"))
     client = str(project.changes()["app/client.py"])
     assert "self.store.persist()" in client and "obj.persist()" in client
+
+
+@pytest.mark.parametrize(("rel", "declaration"), [
+    ("pyproject.toml", '[project]\nname = "tool"\n\n[project.scripts]\ntool = "pkg.cli:main"\n'),
+    ("setup.cfg", "[metadata]\nname = tool\n\n[options.entry_points]\nconsole_scripts =\n"
+                  "    tool = pkg.cli : main\n"),
+])
+def test_an_entry_point_is_never_renamed_or_moved_behind_its_declaration(
+        tmp_path: Path, rel: str, declaration: str) -> None:
+    from diffusellm.pipeline.operations.move.symbol import apply_move
+    from diffusellm.pipeline.spec import MoveSymbol
+
+    root = make_repo(tmp_path / "r", {
+        "pkg/__init__.py": "", rel: declaration,
+        "pkg/cli.py": "def main() -> None:\n    print(helper())\n\n\ndef helper() -> str:\n    return 'x'\n",
+    })
+    line = declaration.splitlines().index(next(x for x in declaration.splitlines() if "pkg.cli" in x)) + 1
+    for change in (lambda p: apply_rename(p, RenameSymbol(op="rename_symbol", target="pkg.cli.main",
+                                                          new_name="run")),
+                   lambda p: apply_move(p, MoveSymbol(op="move_symbol", target="pkg.cli.main",
+                                                      to_module="pkg.entry"))):
+        project = Project.load(root)
+        with pytest.raises(OperationError, match=rf"entry point declared at {re.escape(rel)}:{line}"):
+            change(project)
+        assert project.changes() == {}
+    project = Project.load(root)  # what the declaration does not name is free to change
+    apply_rename(project, RenameSymbol(op="rename_symbol", target="pkg.cli.helper", new_name="text"))
+    assert "def text()" in project.changes()["pkg/cli.py"]

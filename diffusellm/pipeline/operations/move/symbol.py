@@ -44,6 +44,7 @@ from diffusellm.pipeline.operations.move.refs import (
     rewrite_file,
     scan_file,
 )
+from diffusellm.pipeline.operations.refs.declared import refuse_declared
 from diffusellm.pipeline.project import Project, Target, resolve_relative, resolve_target
 from diffusellm.pipeline.spec import MoveSymbol
 
@@ -71,6 +72,7 @@ def plan_move(project: Project, target: Target, to_module: str
               ) -> tuple[dict[str, str], dict[str, str]]:
     """All file edits of the move (path → text) and the modules it creates (name → path)."""
     src = _source(project, target)
+    refuse_declared(project, target, "move")
     if to_module == src.module:
         raise OperationError(f"{target.qualname} is already in {to_module}",
                              hint="name a different to_module")

@@ -6,6 +6,7 @@ import libcst as cst
 
 from diffusellm.errors import OperationError
 from diffusellm.pipeline.operations.refs.bindings import dotted
+from diffusellm.pipeline.operations.refs.declared import refuse_declared
 from diffusellm.pipeline.operations.refs.text import check_identifier, replace_at, text_at
 from diffusellm.pipeline.operations.refs.uses import ReferenceSet, collect_references
 from diffusellm.pipeline.operations.rename.clash import check_member_clash, check_module_clash
@@ -79,6 +80,7 @@ def apply_rename(project: Project, op: RenameSymbol) -> None:
     target = resolve_target(project, op.target)
     _check_names(target.names[-1], op.new_name, target.qualname)
     _check_not_fixture(project, target)
+    refuse_declared(project, target, "rename")
     found = collect_references(project, target)
     if found.family is not None:
         check_member_clash(found, op.new_name)
