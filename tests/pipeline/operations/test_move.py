@@ -275,6 +275,22 @@ def test_move_to_a_new_top_level_module_sorts_it_with_the_first_party_imports(
     assert tests.returncode == 0, tests.stdout + tests.stderr
 
 
+def test_a_module_alias_imported_after_its_uses_is_kept_while_other_uses_remain(
+        tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "r", {
+        "pkg/__init__.py": "",
+        "pkg/util.py": "def helper() -> int:\n    return 1\n\n\ndef other() -> int:\n    return 2\n",
+        "pkg/main.py": "import os\n\n\ndef run() -> int:\n    return _u.helper() + _u.other() + len(os.sep)\n"
+                       "\n\nfrom . import util as _u  # noqa: E402  (late, as some projects do)\n",
+    })
+    move(root, "pkg.util.helper", "pkg.helpers")
+    main = read(root, "pkg/main.py")
+    assert "from . import util as _u" in main and "helpers.helper() + _u.other()" in main
+    assert python(root, "-c", "from pkg.main import run; print(run())").stdout.strip() == "4"
+    lint = python(root, "-m", "ruff", "check", "--isolated", "--select", "F,I", ".")
+    assert lint.returncode == 0, lint.stdout
+
+
 def test_cycle_is_refused_with_the_places_that_cause_it(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "r", {
         "pkg/__init__.py": "",

@@ -71,24 +71,29 @@ class ImportGraph:
         except OperationError:
             return None  # a file that does not parse imports nothing we can follow
 
-    def targets(self, module: str, nodes: Iterable[cst.Import | cst.ImportFrom],
-                is_package: bool) -> set[str]:
-        """Modules of the repository that these imports of `module` need bound at import time."""
-        found: set[str] = set()
+    def bindings(self, module: str, nodes: Iterable[cst.Import | cst.ImportFrom],
+                 is_package: bool) -> Iterator[tuple[str, str | None]]:
+        """Each name these imports of `module` bind, with the repository module it needs bound at
+        import time (None: not the repository's)."""
         for node in nodes:
             if isinstance(node, cst.Import):
-                found.update(o for a in node.names if (o := self._owner(a.evaluated_name)))
+                yield from ((f"import {a.evaluated_name}", self._owner(a.evaluated_name))
+                            for a in node.names)
                 continue
             source = resolve_relative(module, is_package, node)
             if isinstance(node.names, cst.ImportStar):
-                found.update([o] if (o := self._owner(source)) else [])
+                yield f"from {source} import *", self._owner(source)
                 continue
             for alias in node.names:
                 # `from pkg import sub` loads the submodule even while pkg is half run;
                 # `from pkg import name` needs pkg to have bound the name already.
                 sub = f"{source}.{alias.evaluated_name}"
-                owner = sub if self._known(sub) else self._owner(source)
-                found.update([owner] if owner else [])
+                yield f"from {sub}", sub if self._known(sub) else self._owner(source)
+
+    def targets(self, module: str, nodes: Iterable[cst.Import | cst.ImportFrom],
+                is_package: bool) -> set[str]:
+        """Modules of the repository that these imports of `module` need bound at import time."""
+        found = {owner for _, owner in self.bindings(module, nodes, is_package) if owner}
         found.discard(module)
         return found
 
@@ -131,20 +136,18 @@ def new_cycle(project: Project, after: Mapping[str, tuple[cst.Module, bool]],
 
     `after`: each changed module's tree as the move leaves it, and whether it is a package;
     `before`: the same modules' trees before the move (a module the move creates is absent).
-    An import statement already there before is not the move's doing, even when a new one
-    reaches the same module: `import pkg` needs nothing bound, `from pkg import name` does.
+    A binding already imported before is not the move's doing, even when a new one reaches the
+    same module: `import pkg` needs nothing bound, `from pkg import name` does.
     """
     graph = ImportGraph(project, after)
     for module, (tree, is_package) in sorted(after.items()):
-        old: set[str] = ({_code(n) for n in import_time_nodes(before[module])}
+        old: set[str] = ({key for key, _ in graph.bindings(module, import_time_nodes(before[module]),
+                                                            is_package)}
                          if module in before else set())
-        added = [n for n in import_time_nodes(tree) if _code(n) not in old]
-        for target in sorted(graph.targets(module, added, is_package)):
+        added = {owner for key, owner in graph.bindings(module, import_time_nodes(tree), is_package)
+                 if key not in old and owner and owner != module}
+        for target in sorted(added):
             back = graph.path(target, module)
             if back is not None:
                 return [module, *back]
     return None
-
-
-def _code(node: cst.CSTNode) -> str:
-    return cst.Module(body=[]).code_for_node(node).strip()

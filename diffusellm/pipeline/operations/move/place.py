@@ -44,15 +44,16 @@ def _section(source: str, importer: Importer) -> int:
     return 1 if top in _STDLIB else 2
 
 
-def _line_key(line: cst.SimpleStatementLine, importer: Importer) -> tuple[int, int, int, str]:
+def _line_key(line: cst.SimpleStatementLine, importer: Importer) -> tuple[int, int, int, str, str]:
     node = line.body[0]
     if isinstance(node, cst.Import):
         source = node.names[0].evaluated_name
-        return (_section(source, importer), 0, 0, source.lower())
+        return (_section(source, importer), 0, 0, source.lower(), "")
     assert isinstance(node, cst.ImportFrom)
     source = from_source(node)
     dots = len(source) - len(source.lstrip("."))
-    return (_section(source, importer), 1, -dots, source.lstrip(".").lower())
+    first = "" if isinstance(node.names, cst.ImportStar) else node.names[0].evaluated_name.lower()
+    return (_section(source, importer), 1, -dots, source.lstrip(".").lower(), first)
 
 
 def _block(tree: cst.Module) -> list[int]:
@@ -192,6 +193,8 @@ def merge_import(tree: cst.Module, spec: ImportSpec, importer: Importer) -> cst.
                 or from_source(node) != source or not isinstance(line, cst.SimpleStatementLine)
                 or len(line.body) != 1):
             continue
+        if spec.asname or any(a.asname is not None for a in node.names):
+            continue  # isort keeps `import x as y` members on lines of their own
         alias = cst.ImportAlias(
             name=cst.Name(spec.name),
             asname=cst.AsName(name=cst.Name(spec.asname)) if spec.asname else None)

@@ -84,6 +84,10 @@ class _Scanner(cst.CSTVisitor):
         self._old_aliases = {names.old} if "." not in names.old else set[str]()
         self._old_last = names.old.rpartition(".")[2]
 
+    def know_aliases(self, aliases: set[str]) -> None:
+        """The old module's local names, found before the scan so that earlier uses count."""
+        self._old_aliases |= aliases
+
     def _qnames(self, node: cst.CSTNode) -> set[str]:
         """Absolute qualified names of a Name or Attribute (asked only where it matters)."""
         scope = self.get_metadata(ScopeProvider, node, None) if self.scoped else None
@@ -198,10 +202,25 @@ def _string_value(node: cst.BaseExpression) -> str | None:
 class _Shape(cst.CSTVisitor):
     """Whether a file uses the name in ways only scope analysis can resolve."""
 
-    def __init__(self, names: MoveNames) -> None:
+    def __init__(self, names: MoveNames, ctx: FileCtx) -> None:
         super().__init__()
         self.names = names
+        self.ctx = ctx
         self.found = False
+        self.aliases: set[str] = set()
+        """Names the file binds the old module to, wherever the import stands: a use may come
+        first in the text (a function body above a late import)."""
+
+    def visit_Import(self, node: cst.Import) -> None:  # noqa: N802
+        self.aliases.update(a.evaluated_alias or "" for a in node.names
+                            if a.evaluated_name == self.names.old)
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:  # noqa: N802
+        if isinstance(node.names, cst.ImportStar):
+            return
+        source = resolve_relative(self.ctx.module, self.ctx.is_package, node)
+        self.aliases.update(a.evaluated_alias or a.evaluated_name for a in node.names
+                            if f"{source}.{a.evaluated_name}" == self.names.old)
 
     def visit_Attribute(self, node: cst.Attribute) -> None:  # noqa: N802
         self.found |= node.attr.value == self.names.name
@@ -220,9 +239,10 @@ def scan_file(tree: cst.Module, names: MoveNames, ctx: FileCtx) -> Scan:
     Scope analysis (slow in LibCST) runs only where attribute access, calls taking the
     name as a string, or star imports need it; imports and strings are read syntactically.
     """
-    shape = _Shape(names)
+    shape = _Shape(names, ctx)
     tree.visit(shape)
     scanner = _Scanner(names, ctx, scoped=shape.found)
+    scanner.know_aliases(shape.aliases)
     if shape.found:
         MetadataWrapper(tree, unsafe_skip_copy=True).visit(scanner)
     else:
