@@ -310,3 +310,18 @@ def test_an_entry_point_is_never_renamed_or_moved_behind_its_declaration(
     project = Project.load(root)  # what the declaration does not name is free to change
     apply_rename(project, RenameSymbol(op="rename_symbol", target="pkg.cli.helper", new_name="text"))
     assert "def text()" in project.changes()["pkg/cli.py"]
+
+
+def test_forward_references_in_typevars_are_renamed_but_plain_strings_are_not(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "r", {
+        "pkg/__init__.py": "",
+        "pkg/m.py": 'import typing\nfrom typing import ForwardRef, TypeVar\n\n'
+                    'S = TypeVar("S", bound="Spec")\nC = typing.TypeVar("C", "Spec", "int")\n'
+                    'R = ForwardRef("Spec")\nLABEL = "Spec"\n\n\nclass Spec:\n'
+                    '    def copy(self: S) -> S:\n        return self\n',
+    })
+    project = Project.load(root)
+    apply_rename(project, RenameSymbol(op="rename_symbol", target="pkg.m.Spec", new_name="Plan"))
+    text = project.changes()["pkg/m.py"]
+    assert 'TypeVar("S", bound="Plan")' in text and 'TypeVar("C", "Plan", "int")' in text
+    assert 'ForwardRef("Plan")' in text and 'LABEL = "Spec"' in text and "class Plan:" in text

@@ -70,6 +70,15 @@ class ScanResult:
     reaches: bool = False
 
 
+def _type_strings(node: cst.Call, callee: str) -> list[cst.SimpleString]:
+    """The strings a TypeVar (bound=, constraints) or a ForwardRef holds as types."""
+    if callee == "ForwardRef":
+        typed = node.args[:1]
+    else:  # TypeVar("T", "A", "B", bound="C"): the name is a string, not a type
+        typed = [a for a in node.args[1:] if a.keyword is None or a.keyword.value == "bound"]
+    return [a.value for a in typed if isinstance(a.value, cst.SimpleString)]
+
+
 def _string_text(node: cst.SimpleString) -> tuple[str, int]:
     """The raw text between the quotes of a string and its offset inside the token."""
     start = len(node.prefix) + len(node.quote)
@@ -296,6 +305,9 @@ class Scanner(cst.CSTVisitor):
             self._problem(node, f"{callee}({self.query.old!r}) reaches it dynamically")
         elif callee == "cast" and args and isinstance(args[0], cst.SimpleString):
             self._code_string(args[0])
+        elif callee in ("TypeVar", "ForwardRef"):  # forward references: code in strings
+            for string in _type_strings(node, callee):
+                self._code_string(string)
         if m.matches(node.func, _ALL_EDIT):
             for arg in args:
                 self._all_strings(arg)
