@@ -115,10 +115,10 @@ def _declared(root: Path) -> tuple[str, list[str]]:
         args += ["--group", group]
     if groups:
         found.append("dependency groups [" + ", ".join(groups) + "]")
-    for rel in requirement_files(root):
+    tox = tox_deps(root)
+    for rel in _requirements_beside(requirement_files(root), tox):
         found.append(rel)
         args += ["-r", rel]
-    tox = tox_deps(root)
     if tox:
         found.append("tox.ini [testenv] deps")
         args += tox
@@ -127,6 +127,17 @@ def _declared(root: Path) -> tuple[str, list[str]]:
         found.append("the project, editable" + (f", extras [{', '.join(extras)}]" if extras else ""))
         args += ["-e", "." + (f"[{','.join(extras)}]" if extras else "")]
     return ", ".join(found), args
+
+
+def _requirements_beside(files: list[str], tox: list[str]) -> list[str]:
+    """The requirement files to install next to tox's deps. When tox names files with -r, those
+    are how the project tests: its other requirements-*.txt (development, docs, one per Python
+    version, which can pin conflicting versions) are left out; requirements.txt and
+    test-requirements.txt stay."""
+    named = {tox[i + 1] for i, word in enumerate(tox[:-1]) if word == "-r"}
+    if not named:
+        return files
+    return [f for f in files if f not in named and f in ("requirements.txt", "test-requirements.txt")]
 
 
 def requirement_files(root: Path) -> list[str]:

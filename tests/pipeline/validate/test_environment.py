@@ -44,14 +44,18 @@ def test_each_declaration_kind_becomes_install_arguments(tmp_path: Path) -> None
         "pylock.toml": "lock-version = '1.0'\n",
     })
     how, words = args_for(tmp_path, find_links=["/wheels"], offline=True)
-    assert how == ("pylock.toml, dependency groups [test], requirements-dev.txt, requirements/test.txt, "
-                   "test-requirements.txt, tox.ini [testenv] deps, the project, editable, extras [testing]")
+    # tox names requirements/test.txt: that is how the project tests, so requirements-dev.txt is left out
+    assert how == ("pylock.toml, dependency groups [test], test-requirements.txt, tox.ini [testenv] deps, "
+                   "the project, editable, extras [testing]")
     install = words[words.index("pip"):]
     assert install[:5] == ["pip", "install", "--python", "{venv}/bin/python", "--find-links"]
     assert "--offline" in install and install[7:9] == ["-r", "pylock.toml"]
-    assert install[9:] == ["--group", "test", "-r", "requirements-dev.txt", "-r", "requirements/test.txt",
-                           "-r", "test-requirements.txt", "h>=1", "-r", "requirements/test.txt",
+    assert install[9:] == ["--group", "test", "-r", "test-requirements.txt", "h>=1", "-r", "requirements/test.txt",
                            "-e", ".[testing]", "pytest", "pytest-timeout"]
+    # without tox every requirement file is installed
+    (tmp_path / "tox.ini").unlink()
+    how, _ = args_for(tmp_path)
+    assert "requirements-dev.txt, requirements/test.txt, test-requirements.txt" in how
 
 
 def test_a_uv_lock_is_synced_and_setup_commands_replace_detection(tmp_path: Path) -> None:
