@@ -291,6 +291,20 @@ def test_a_module_alias_imported_after_its_uses_is_kept_while_other_uses_remain(
     assert lint.returncode == 0, lint.stdout
 
 
+def test_only_the_annotations_future_follows_the_code_into_a_new_module(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "r", {
+        "pkg/__init__.py": "",
+        "pkg/a.py": "from __future__ import absolute_import, annotations, division\n\n\n"
+                    "def half(x: int) -> float:\n    return x / 2\n",
+    })
+    move(root, "pkg.a.half", "pkg.b")
+    assert "from __future__ import annotations\n" in read(root, "pkg/b.py")
+    assert "absolute_import" not in read(root, "pkg/b.py") and "division" not in read(root, "pkg/b.py")
+    lint = python(root, "-m", "ruff", "check", "--isolated", "--target-version", "py311",
+                  "--select", "F,I,UP010", "pkg/b.py")
+    assert lint.returncode == 0, lint.stdout
+
+
 def test_cycle_is_refused_with_the_places_that_cause_it(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "r", {
         "pkg/__init__.py": "",

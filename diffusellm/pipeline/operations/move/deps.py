@@ -177,7 +177,10 @@ class _Analysis:
         for _, node in _imports(self.src.tree):
             if (isinstance(node, cst.ImportFrom) and from_source(node) == "__future__"
                     and not isinstance(node.names, cst.ImportStar)):
-                self.needs.futures.extend(a.evaluated_name for a in node.names)
+                # the others (absolute_import, division, print_function, ...) are Python 3's
+                # behaviour already: copied into a new module they are only lint (ruff UP010)
+                self.needs.futures.extend(a.evaluated_name for a in node.names
+                                          if a.evaluated_name == "annotations")
 
     def _guard(self) -> None:
         blocks = [s for s in self.src.tree.body if is_type_checking_block(s)]
