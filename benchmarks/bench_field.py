@@ -86,8 +86,18 @@ def suite(tree: Path, env: Environment, sandbox: BubblewrapSandbox, work: Path) 
             "failing": sorted(f.key[1] for f in failing), "seconds": round(result.duration_s, 1)}
 
 
-def _library_files(project: Project) -> list[str]:
-    return sorted(f for f in project.python_files() if f.endswith(".py") and not _is_test_or_tool(f))
+def _library_files(project: Project, name: str) -> list[str]:
+    """The project's own importable code: files of its packages, or the top-level module named
+    after the project; not scripts beside them (bin/jp.py, a top-level benchmark.py)."""
+    def library(rel: str) -> bool:
+        parent = (project.root / rel).parent
+        if (parent / "__init__.py").is_file():
+            return True
+        stem = rel.rsplit("/", 1)[-1].removesuffix(".py")
+        return stem.replace("_", "-").lower() == name.replace("_", "-").lower()
+
+    return sorted(f for f in project.python_files()
+                  if f.endswith(".py") and not _is_test_or_tool(f) and library(f))
 
 
 def _is_test_or_tool(rel: str) -> bool:
@@ -102,11 +112,11 @@ def _word_files(project: Project, name: str) -> list[str]:
     return [f for f in project.python_files() if pattern.search(project.read(f))]
 
 
-def candidates(repo: Path) -> dict[str, dict[str, Any]]:
+def candidates(repo: Path, name: str) -> dict[str, dict[str, Any]]:
     """One operation per case kind, picked deterministically from the project's own code."""
     project = Project.load(repo)
     found: dict[str, dict[str, Any]] = {}
-    modules = {rel: project.module_of(rel) for rel in _library_files(project)}
+    modules = {rel: project.module_of(rel) for rel in _library_files(project, name)}
     for rel, module in modules.items():
         try:
             tree = ast.parse(project.read(rel))
@@ -118,7 +128,9 @@ def candidates(repo: Path) -> dict[str, dict[str, Any]]:
 
 def _pick(found: dict[str, dict[str, Any]], project: Project, rel: str, module: str, tree: ast.Module,
           modules: dict[str, str]) -> None:
-    siblings = [m for r, m in modules.items() if m != module and m.rpartition(".")[0] == module.rpartition(".")[0]
+    # another module of its package: for a package's __init__, the package's own submodules
+    package = module if rel.endswith("__init__.py") else module.rpartition(".")[0]
+    siblings = [m for r, m in modules.items() if m != module and package and m.rpartition(".")[0] == package
                 and not r.endswith("__init__.py")]
     for node in tree.body:
         public = not getattr(node, "name", "_").startswith("_")
@@ -130,7 +142,6 @@ def _pick(found: dict[str, dict[str, Any]], project: Project, rel: str, module: 
                 if siblings:
                     found.setdefault("move_function", {"op": "move_symbol", "target": f"{module}.{node.name}",
                                                        "to_module": siblings[0]})
-                package = module.rpartition(".")[0]
                 found.setdefault("move_function_new", {"op": "move_symbol", "target": f"{module}.{node.name}",
                                                        "to_module": f"{package + '.' if package else ''}bench_moved"})
             found.setdefault("add_kwonly_parameter", {"op": "add_parameter", "target": f"{module}.{node.name}",
@@ -171,7 +182,7 @@ def expected_files(repo: Path, op: dict[str, Any]) -> set[str]:
     allowed = set(_word_files(project, old))
     if op["op"] == "move_symbol":
         dest = str(op["to_module"]).replace(".", "/")
-        allowed |= {f"{dest}.py", f"{dest}/__init__.py", f"src/{dest}.py"}
+        allowed |= {f"{dest}.py", f"{dest}/__init__.py", f"src/{dest}.py", f"src/{dest}/__init__.py"}
     return allowed
 
 
@@ -182,12 +193,26 @@ def old_name_left(tree: Path, op: dict[str, Any]) -> list[str]:
     old = str(op["target"]).rsplit(".", 1)[-1]
     kind_method = str(op["target"]).count(".") >= 2 and str(op["target"]).split(".")[-2][:1].isupper()
     word = re.escape(old)
-    if kind_method:
-        return _grep(tree, rf"\.{word}\(", "*.py")
+    if kind_method:  # calls through instances are the suite's to judge: `.format(` is also str.format
+        return _method_left(tree, str(op["target"]))
     # Imports of the old name anywhere; its definition only in its own module (a test may define
     # an unrelated local class or function of the same name).
     own = Project.load(tree).path_of(str(op["target"]).rsplit(".", 1)[0]) or "*.py"
     return _grep(tree, rf"import .*\b{word}\b", "*.py") + _grep(tree, rf"^(def|class) {word}\b|^{word} =", own)
+
+
+def _method_left(tree: Path, target: str) -> list[str]:
+    """The class still defining the old method name, or no longer defining the new one."""
+    module, cls, method = target.rsplit(".", 2)
+    rel = Project.load(tree).path_of(module)
+    if rel is None:
+        return [f"{module}: module gone"]
+    empty: list[ast.stmt] = []
+    body = next((n.body for n in ast.parse((tree / rel).read_text(encoding="utf-8")).body
+                 if isinstance(n, ast.ClassDef) and n.name == cls), empty)
+    names = {n.name for n in body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+    return ([f"{rel}: {cls}.{method} still defined"] if method in names else []) + (
+        [] if f"{method}_renamed" in names else [f"{rel}: {cls}.{method}_renamed not defined"])
 
 
 def _grep(tree: Path, pattern: str, where: str) -> list[str]:
@@ -274,7 +299,7 @@ def _project(entry: dict[str, str], kinds: list[str], settings: Settings, sandbo
     print(json.dumps({"project": f"{name}=={version}", "environment": env.info.how, "packages": env.info.packages,
                       "cold_s": timings[0], "cached_s": timings[1], "base_tests_run": base["tests_run"],
                       "base_failing": len(base["failing"]), "suite_s": base["seconds"]}), flush=True)
-    picked = candidates(repo)
+    picked = candidates(repo, name)
     for kind in kinds:
         op = picked.get(kind)
         if op is None:
