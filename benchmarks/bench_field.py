@@ -263,15 +263,14 @@ def main() -> None:
     parser.add_argument("--cases", default="")
     args = parser.parse_args()
     data = tomllib.loads(DATA.read_text(encoding="utf-8"))
-    wanted = {p for p in args.projects.split(",") if p}
+    wanted = [p for p in args.projects.split(",") if p]  # run in the order given
     kinds = [k for k in data["cases"] if not args.cases or k in args.cases.split(",")]
     settings = load_settings(None, [f"state_dir={args.work / 'state'}"])
     sandbox = BubblewrapSandbox(limits=Limits(wall_seconds=1800, cpu_seconds=1800))
     tally: dict[str, Counter[str]] = defaultdict(Counter)
-    for entry in data["project"]:
-        if wanted and entry["name"] not in wanted:
-            continue
-        _project(entry, kinds, settings, sandbox, args.work, tally)
+    entries = {e["name"]: e for e in data["project"]}
+    for name in wanted or list(entries):
+        _project(entries[name], kinds, settings, sandbox, args.work, tally)
     print("| case | correct | refused | wrong | crashed |\n|---|---|---|---|---|")
     for kind in kinds:
         c = tally[kind]
