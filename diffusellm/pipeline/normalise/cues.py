@@ -194,8 +194,22 @@ def stated_default(words: IssueWords) -> str | None:
     match = _DEFAULT.search(words.text)
     if not match:
         return None
-    value = (match.group("paren") or match.group("plain") or "").strip().strip("`").rstrip(".,;")
+    raw = (match.group("paren") or match.group("plain") or "").strip()
+    value = raw.strip("`").rstrip(".,;")
+    try:  # a literal, or code written as code; "the default for the timeout" names no value
+        ast.literal_eval(value)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        if not raw.startswith("`") or not _parses(value):
+            return None
     return value or None
+
+
+def _parses(value: str) -> bool:
+    try:
+        ast.parse(value, mode="eval")
+    except SyntaxError:
+        return False
+    return True
 
 
 def positional(words: IssueWords) -> bool:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import structlog
 import yaml
+from pydantic import ValidationError
 
 from diffusellm.errors import SpecError
 from diffusellm.models.base import ModelError, TextGenerator
@@ -180,7 +181,11 @@ def _ranked(
         return NeedsClarification(ranked_question(ranking), reason, _ranking_report(ranking))
     filler = Filler(words, loc, profile, llm, limits.seed)
     for option in ranking.options[:FILL_TRIES]:
-        filled = fill_operation(option, filler)
+        try:
+            filled = fill_operation(option, filler)
+        except ValidationError as exc:  # a value read from the issue that the spec refuses
+            log.info("normalise.unusable_value", option=option.op, problem=str(exc).splitlines()[0])
+            continue
         if isinstance(filled, Unfilled) and option.cued:  # asked for plainly, but a value is missing
             return NeedsClarification(filled.question, "the issue does not say it", _ranking_report(ranking))
         if filled is not None and not isinstance(filled, Unfilled):

@@ -109,6 +109,10 @@ def test_stated_defaults_and_their_annotations() -> None:
     assert stated_default(read_issue('take a `sep` parameter (default " ") between them')) == '" "'
     assert stated_default(read_issue("the default should be `None`")) == "None"
     assert stated_default(read_issue("add a verbose flag")) is None
+    # words after "default" that are not a value: no default at all, never a made-up name
+    assert stated_default(read_issue("keep the default for older callers")) is None
+    assert stated_default(read_issue("the default of the limit is too low")) is None
+    assert stated_default(read_issue("default to `os.sep` please")) == "os.sep"
     assert [annotation_for(v) for v in ("False", "60", "1.5", "' '", "None", "os.sep")] == [
         "bool",
         "int",
