@@ -16,6 +16,8 @@ from diffusellm.pipeline.locate.context import Localised, Symbol, words_of
 from diffusellm.pipeline.normalise.cues import IssueWords
 
 _CUE = re.compile(r"\b(typos?|misspel\w*|mis-spel\w*|spelling|spelt|mistyped|misnamed)\b")
+_OF_A_NAME = re.compile(r"\b(names?|named|functions?|methods?|class(?:es)?|identifiers?|attributes?)\b")
+_OF_PROSE = re.compile(r"\b(docstrings?|comments?|docs|documentation|readme|messages?|changelog|strings?)\b")
 _KIND_WORDS = {"function": ("function",), "method": ("method", "function"), "class": ("class",)}
 _SUFFIXES = ("s", "es", "ed", "d", "er", "r", "ing", "ly", "al")
 MIN_WORD = 4
@@ -126,5 +128,7 @@ def typo_candidates(words: IssueWords, loc: Localised) -> list[Misspelling]:
     named = [m for m in found if m.symbol.name in words.identifiers or m.symbol.qualname in words.identifiers]
     if named:
         return named
+    if not _OF_A_NAME.search(words.lower) or _OF_PROSE.search(words.lower):
+        return []  # a typo in a docstring, a message or the README is not a misspelt name
     kinds = [k for k, said in _KIND_WORDS.items() if any(re.search(rf"\b{w}", words.lower) for w in said)]
     return [m for m in found if m.swapped and (not kinds or m.symbol.kind in kinds)]

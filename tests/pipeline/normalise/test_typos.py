@@ -63,6 +63,12 @@ def test_without_a_typo_in_the_wording_no_name_is_respelt() -> None:
         assert all(not isinstance(op, RenameSymbol) for op in spec.operations)
 
 
+def test_a_typo_in_prose_is_not_read_as_a_misspelt_name() -> None:
+    for issue in ("Typo in the docstring of the inbox module.", "There is a typo in the README.",
+                  "The error message has a spelling mistake"):
+        assert typo_candidates(read_issue(issue), _loc()) == [], issue
+
+
 def test_a_typo_report_with_only_real_word_pairs_is_not_guessed() -> None:
     code = tuple(s for s in CODE if s.name != "recieve_letters")
     assert typo_candidates(read_issue("Typo in a function name."), _loc(code)) == []
