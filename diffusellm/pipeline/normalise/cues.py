@@ -55,12 +55,13 @@ _PARAM_BEFORE_NOUN = re.compile(
 _PARAM_AFTER_NOUN = re.compile(
     r"\b(?:argument|parameter|option|flag|kwarg)s? (?:called |named )?`(?P<name>[A-Za-z_][A-Za-z0-9_]*)`"
 )
-_NOT_NAMES = frozenset({
+NOT_NAMES = frozenset({  # English words that stand where a name could, never a name themselves
     "a", "an", "the", "new", "this", "that", "these", "those", "its", "their", "his", "her", "our",
     "your", "my", "same", "extra", "additional", "another", "other", "more", "some", "any", "each",
     "every", "no", "optional", "keyword", "boolean", "bool", "positional", "required", "useful",
     "default", "only", "one", "two", "as", "of", "for", "to", "in", "on", "with", "which", "what",
     "such", "constructor", "function", "method", "class", "command", "line", "cli", "config",
+    "something", "it", "them", "be",
 })
 _OWN_MODULE = re.compile(r"\b(?:its|their) own (?:module|file)\b|\bseparate (?:module|file)\b")
 _POSITIONAL = re.compile(r"\bpositional\b|\bkeyword[- ]or[- ]positional\b")
@@ -165,7 +166,7 @@ def described_parameters(words: IssueWords, convention: NamingConvention, taken:
                    for m in pattern.finditer(words.text))
     return list(dict.fromkeys(
         n for _, n in found
-        if n.lower() not in _NOT_NAMES and n not in used and not keyword.iskeyword(n)
+        if n.lower() not in NOT_NAMES and n not in used and not keyword.iskeyword(n)
         and conforms(n, convention) and n.strip("_")
     ))
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pydantic import ValidationError
 
 from diffusellm.pipeline.locate.context import Localised
-from diffusellm.pipeline.normalise.cues import parameters
+from diffusellm.pipeline.normalise.cues import NOT_NAMES, parameters
 from diffusellm.pipeline.spec import AddParameter, MoveSymbol, Operation, RemoveParameter, RenameSymbol, Spec
 
 _NAME = r"`?(?P<{}>[A-Za-z_][\w.]*)`?"
@@ -62,7 +62,7 @@ def _resolve(loc: Localised, name: str) -> str | None:
 
 def _rename(text: str, loc: Localised) -> Operation | None:
     match = _RENAME.search(text) or _CALLED.search(text)
-    if not match:
+    if not match or match.group("new").lower() in NOT_NAMES:  # "rename it to a better name"
         return None
     target = _resolve(loc, match.group("old"))
     new_name = match.group("new").rsplit(".", 1)[-1]

@@ -158,6 +158,7 @@ def test_lists_of_renames_move_destinations_written_whole_and_own_modules() -> N
         RenameSymbol(op="rename_symbol", target="board.helpers.today", new_name="current_day"),
     ]
     assert rule_spec("Renaming: `slugify` -> `make_slug`, `nowhere` -> `x`", LOC, "t") is None  # all or none
+    assert rule_spec("Shall we rename slugify to a clearer name?", LOC, "t") is None  # "a" is no name
     whole = _normalise("Please move board.helpers.slugify to board.service.slugify.")
     assert not isinstance(whole, NeedsClarification)
     assert whole.operations == [MoveSymbol(op="move_symbol", target="board.helpers.slugify",
