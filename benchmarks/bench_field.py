@@ -67,7 +67,7 @@ def fetch(name: str, version: str, work: Path) -> Path:
     (top,) = list(unpacked.iterdir())
     shutil.move(str(top), str(repo))
     git(repo.parent, "init", "-q", "-b", "main", str(repo))
-    git(repo, "add", "-A")
+    git(repo, "add", "-A", "--force")  # all the sdist ships: a generated version.py it .gitignores too
     git(repo, "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-qm", f"{name} {version}")
     return repo
 
