@@ -333,6 +333,22 @@ def test_cycle_through_a_package_init_the_move_never_touches_is_refused(tmp_path
     assert python(root, "main.py").stdout.strip() == "Store"
 
 
+def test_a_loop_of_bare_module_imports_is_no_cycle_to_refuse(tmp_path: Path) -> None:
+    # each module finds the other half-run in sys.modules and uses it only when called
+    root = make_repo(tmp_path / "r", {
+        "pkg/__init__.py": "",
+        "pkg/a.py": "from pkg import b\n\n\ndef base() -> int:\n    return 1\n\n\n"
+                    "def twice() -> int:\n    return b.double(base())\n",
+        "pkg/b.py": "def double(x: int) -> int:\n    return 2 * x\n",
+        "pkg/c.py": "from pkg import a\n\n\ndef plus_one() -> int:\n    return a.base() + 1\n",
+        "main.py": "from pkg.c import plus_one\nfrom pkg.a import twice\n\nprint(plus_one(), twice())\n",
+    })
+    move(root, "pkg.c.plus_one", "pkg.b")
+    assert "from pkg import a" in read(root, "pkg/b.py")
+    assert python(root, "main.py").stdout.split() == ["2", "2"]
+    assert python(root, "-c", "import pkg.b; import pkg.a; print(pkg.b.plus_one())").stdout.strip() == "2"
+
+
 def test_package_init_that_exports_the_symbol_re_exports_it_from_the_new_place(
         tmp_path: Path) -> None:
     root = make_repo(tmp_path / "r", {

@@ -36,6 +36,10 @@ def import_time_nodes(tree: cst.Module) -> Iterator[cst.Import | cst.ImportFrom]
         yield from import_nodes(stmt)
 
 
+_State = tuple[str, bool]
+"""A module reached, and whether an import on the way took a name from a module."""
+
+
 @dataclass
 class ImportGraph:
     """Import-time edges between the repository's modules, with some modules' trees replaced.
@@ -46,7 +50,7 @@ class ImportGraph:
 
     project: Project
     trees: Mapping[str, tuple[cst.Module, bool]]
-    _edges: dict[str, set[str]] = field(default_factory=lambda: {})
+    _edges: dict[str, dict[str, bool]] = field(default_factory=lambda: {})
 
     def _known(self, module: str) -> bool:
         return module in self.trees or self.project.path_of(module) is not None
@@ -72,62 +76,65 @@ class ImportGraph:
             return None  # a file that does not parse imports nothing we can follow
 
     def bindings(self, module: str, nodes: Iterable[cst.Import | cst.ImportFrom],
-                 is_package: bool) -> Iterator[tuple[str, str | None]]:
-        """Each name these imports of `module` bind, with the repository module it needs bound at
-        import time (None: not the repository's)."""
+                 is_package: bool) -> Iterator[tuple[str, str | None, bool]]:
+        """Each name these imports of `module` bind: a key, the repository module it comes from
+        (None: not the repository's), and whether that module must have run far enough to bind
+        a name (`from pkg import name`); `import pkg.sub` and `from pkg import sub` only need
+        the module object, which a half-run module already is."""
         for node in nodes:
             if isinstance(node, cst.Import):
-                yield from ((f"import {a.evaluated_name}", self._owner(a.evaluated_name))
+                yield from ((f"import {a.evaluated_name}", self._owner(a.evaluated_name), False)
                             for a in node.names)
                 continue
             source = resolve_relative(module, is_package, node)
             if isinstance(node.names, cst.ImportStar):
-                yield f"from {source} import *", self._owner(source)
+                yield f"from {source} import *", self._owner(source), True
                 continue
             for alias in node.names:
-                # `from pkg import sub` loads the submodule even while pkg is half run;
-                # `from pkg import name` needs pkg to have bound the name already.
                 sub = f"{source}.{alias.evaluated_name}"
-                yield f"from {sub}", sub if self._known(sub) else self._owner(source)
+                if self._known(sub):
+                    yield f"from {sub}", sub, False
+                else:
+                    yield f"from {sub}", self._owner(source), True
 
-    def targets(self, module: str, nodes: Iterable[cst.Import | cst.ImportFrom],
-                is_package: bool) -> set[str]:
-        """Modules of the repository that these imports of `module` need bound at import time."""
-        found = {owner for _, owner in self.bindings(module, nodes, is_package) if owner}
-        found.discard(module)
-        return found
-
-    def edges(self, module: str) -> set[str]:
-        """Import-time edges out of `module`, as the move leaves it."""
+    def edges(self, module: str) -> dict[str, bool]:
+        """Import-time edges out of `module`, as the move leaves it: target → needs names bound."""
         if module not in self._edges:
             got = self._tree(module)
-            self._edges[module] = (self.targets(module, import_time_nodes(got[0]), got[1])
-                                   if got else set())
+            found: dict[str, bool] = {}
+            for _, owner, needs in (self.bindings(module, import_time_nodes(got[0]), got[1])
+                                    if got else ()):
+                if owner and owner != module:
+                    found[owner] = found.get(owner, False) or needs
+            self._edges[module] = found
         return self._edges[module]
 
-    def path(self, start: str, goal: str) -> list[str] | None:
-        """A shortest chain of import-time edges from `start` to `goal`, or None."""
-        previous: dict[str, str | None] = {start: None}
-        frontier = [start]
+    def path(self, start: str, goal: str, named: bool) -> list[str] | None:
+        """A shortest chain of import-time edges from `start` to `goal` that, with the first
+        edge's kind `named`, takes a name from some module on the way (a loop of bare module
+        imports runs fine: each finds the other half-run in sys.modules), or None."""
+        previous: dict[_State, _State | None] = {(start, named): None}
+        frontier: list[_State] = [(start, named)]
         while frontier:
-            following: list[str] = []
-            for module in frontier:
-                for nxt in sorted(self.edges(module)):
-                    if nxt in previous:
+            following: list[_State] = []
+            for module, flag in frontier:
+                for nxt, needs in sorted(self.edges(module).items()):
+                    state = (nxt, flag or needs)
+                    if state in previous:
                         continue
-                    previous[nxt] = module
-                    if nxt == goal:
-                        return _chain(previous, goal)
-                    following.append(nxt)
+                    previous[state] = (module, flag)
+                    if state == (goal, True):
+                        return _chain(previous, state)
+                    following.append(state)
             frontier = following
         return None
 
 
-def _chain(previous: Mapping[str, str | None], goal: str) -> list[str]:
+def _chain(previous: Mapping[_State, _State | None], goal: _State) -> list[str]:
     chain = [goal]
     while (before := previous[chain[-1]]) is not None:
         chain.append(before)
-    return chain[::-1]
+    return [module for module, _ in chain[::-1]]
 
 
 def new_cycle(project: Project, after: Mapping[str, tuple[cst.Module, bool]],
@@ -137,17 +144,20 @@ def new_cycle(project: Project, after: Mapping[str, tuple[cst.Module, bool]],
     `after`: each changed module's tree as the move leaves it, and whether it is a package;
     `before`: the same modules' trees before the move (a module the move creates is absent).
     A binding already imported before is not the move's doing, even when a new one reaches the
-    same module: `import pkg` needs nothing bound, `from pkg import name` does.
+    same module: `import pkg` needs nothing bound, `from pkg import name` does. A loop counts
+    only when some import on it takes a name from a module (see `ImportGraph.path`).
     """
     graph = ImportGraph(project, after)
     for module, (tree, is_package) in sorted(after.items()):
-        old: set[str] = ({key for key, _ in graph.bindings(module, import_time_nodes(before[module]),
-                                                            is_package)}
+        old: set[str] = ({key for key, _, _ in graph.bindings(module, import_time_nodes(before[module]),
+                                                               is_package)}
                          if module in before else set())
-        added = {owner for key, owner in graph.bindings(module, import_time_nodes(tree), is_package)
-                 if key not in old and owner and owner != module}
-        for target in sorted(added):
-            back = graph.path(target, module)
+        added: dict[str, bool] = {}
+        for key, owner, needs in graph.bindings(module, import_time_nodes(tree), is_package):
+            if key not in old and owner and owner != module:
+                added[owner] = added.get(owner, False) or needs
+        for target, needs in sorted(added.items()):
+            back = graph.path(target, module, needs)
             if back is not None:
                 return [module, *back]
     return None
