@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -239,6 +240,16 @@ def _defs_in_body(body: object, name: str) -> list[cst.CSTNode]:
     return found
 
 
+def _overloads(defs: Sequence[cst.CSTNode]) -> bool:
+    """`@overload` signatures followed by their one implementation: a single function."""
+    def overload(node: cst.CSTNode) -> bool:
+        return isinstance(node, cst.FunctionDef) and any(
+            (libcst.helpers.get_full_name_for_node(d.decorator) or "").rpartition(".")[2] == "overload"
+            for d in node.decorators)
+
+    return all(overload(d) for d in defs[:-1]) and isinstance(defs[-1], cst.FunctionDef)
+
+
 def _assigned_names(node: cst.Assign | cst.AnnAssign) -> set[str]:
     targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
     return {t.value for t in targets if isinstance(t, cst.Name)}
@@ -324,8 +335,11 @@ def resolve_relative(module: str, is_package: bool, node: cst.ImportFrom) -> str
     return ".".join([*base, name] if name else base)
 
 
-def resolve_target(project: Project, qualname: str) -> Target:
-    """Find the one definition `qualname` names, following one package re-export; refuse otherwise."""
+def resolve_target(project: Project, qualname: str, *, overloads: bool = False) -> Target:
+    """Find the one definition `qualname` names, following one package re-export; refuse otherwise.
+
+    `overloads`: `@overload` signatures and their implementation count as one definition (a
+    rename changes them all; changing one signature or moving one statement would not do)."""
     module, names = _split_module(project, qualname)
     defs, in_class = find_definitions(project, module, names)
     if not defs and len(names) == 1:
@@ -339,10 +353,11 @@ def resolve_target(project: Project, qualname: str) -> Target:
             hint="check the spelling; the target must be defined in this repository",
         )
     kinds: set[SymbolKind] = {_kind_of(d, in_class) for d in defs}
-    if len(defs) > 1 and kinds != {"variable"}:
+    if len(defs) > 1 and kinds != {"variable"} and not (overloads and _overloads(defs)):
         raise OperationError(
-            f"target {qualname!r} is ambiguous: defined {len(defs)} times in {module}",
-            hint="refactor conditional or repeated definitions by hand first",
+            f"target {qualname!r} is ambiguous: defined {len(defs)} times in {module}"
+            + (" (overloaded signatures)" if _overloads(defs) else ""),
+            hint="refactor conditional, repeated or overloaded definitions by hand first",
         )
     path = project.path_of(module)
     assert path is not None

@@ -325,3 +325,22 @@ def test_forward_references_in_typevars_are_renamed_but_plain_strings_are_not(tm
     text = project.changes()["pkg/m.py"]
     assert 'TypeVar("S", bound="Plan")' in text and 'TypeVar("C", "Plan", "int")' in text
     assert 'ForwardRef("Plan")' in text and 'LABEL = "Spec"' in text and "class Plan:" in text
+
+
+def test_overloaded_functions_are_one_target_and_every_signature_is_renamed(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "r", {
+        "pkg/__init__.py": "",
+        "pkg/m.py": "from typing import overload\n\n\n@overload\ndef pick(x: int) -> int: ...\n"
+                    "@overload\ndef pick(x: str) -> str: ...\ndef pick(x):\n    return x\n\n\n"
+                    "def twice() -> int:\n    return 2\n\n\ndef twice() -> int:  # noqa: F811\n"
+                    "    return 3\n",
+        "use.py": "from pkg.m import pick\n\nprint(pick(1), pick('a'))\n",
+    })
+    project = Project.load(root)
+    apply_rename(project, RenameSymbol(op="rename_symbol", target="pkg.m.pick", new_name="choose"))
+    changed = project.changes()
+    assert changed["pkg/m.py"].count("def choose(") == 3 and "def pick(" not in changed["pkg/m.py"]
+    assert "from pkg.m import choose" in changed["use.py"]
+    with pytest.raises(OperationError, match="ambiguous"):  # two real definitions stay refused
+        apply_rename(Project.load(root), RenameSymbol(op="rename_symbol", target="pkg.m.twice",
+                                                      new_name="double"))

@@ -77,7 +77,7 @@ def apply_rename(project: Project, op: RenameSymbol) -> None:
     change together), so that dispatch keeps working. Refuses, writing nothing, when the new
     name would clash or a use cannot be resolved safely.
     """
-    target = resolve_target(project, op.target)
+    target = resolve_target(project, op.target, overloads=True)
     _check_names(target.names[-1], op.new_name, target.qualname)
     _check_not_fixture(project, target)
     refuse_declared(project, target, "rename")
