@@ -44,21 +44,25 @@ def new_findings(
     base: Sequence[Finding],
     head: Sequence[Finding],
     renames: Mapping[str, str] | None = None,
-    moved: Callable[[tuple[str, ...]], tuple[str, ...]] | None = None,
+    moved: Callable[[tuple[str, ...]], Sequence[tuple[str, ...]]] | None = None,
 ) -> list[str]:
     """Findings on head beyond those with the same key on base (a count, as keys may repeat).
 
     `renames` maps new identifier → old, so a failure that exists on base and only changed its
-    spelling because the change renamed a symbol is not counted as new.
+    spelling because the change renamed a symbol is not counted as new. `moved` gives the keys
+    the base may know a finding by when the change moved code: the first is matched one for one;
+    the others are where the moved code came from, and a finding the base has there at all
+    (an import line the move copied, say) is carried, not new.
     """
-    allowed = Counter(f.key for f in base)
+    had = Counter(f.key for f in base)
+    allowed = Counter(had)
     new: list[str] = []
     for finding in head:
         key = _unrename(finding.key, renames or {})
-        key = moved(key) if moved else key
-        if allowed[key] > 0:
-            allowed[key] -= 1
-        else:
+        first, *carried = moved(key) if moved else [key]
+        if allowed[first] > 0:
+            allowed[first] -= 1
+        elif not any(had[k] for k in carried):
             new.append(finding.line)
     return new
 

@@ -29,15 +29,20 @@ def keyed_by_symbol(findings: Sequence[Finding], root: Path) -> list[Finding]:
     return keyed
 
 
-def moved_back(key: tuple[str, ...], moves: Mapping[str, str]) -> tuple[str, ...]:
-    """A symbol key as the base commit names it: a moved definition's new qualname → its old one."""
+def moved_back(key: tuple[str, ...], moves: Mapping[str, str]) -> list[tuple[str, ...]]:
+    """The keys the base commit may know a finding by, likeliest first.
+
+    A finding inside a moved definition: its new qualname → its old one. A finding at module
+    level of a destination module (an import line the move carried over): as it stands, or as
+    a module-level finding of the module the definition came from."""
     if len(key) != 4 or not moves:
-        return key
+        return [key]
     qualname = key[1]
     for new, old in moves.items():
         if qualname == new or qualname.startswith(new + "."):
-            return (key[0], old + qualname[len(new):], *key[2:])
-    return key
+            return [(key[0], old + qualname[len(new):], *key[2:])]
+    sources = [old.rpartition(".")[0] for new, old in moves.items() if new.rpartition(".")[0] == qualname]
+    return [key, *((key[0], source, *key[2:]) for source in sources)]
 
 
 def _definitions(root: Path, rel: str) -> list[tuple[int, int, str]]:

@@ -47,6 +47,27 @@ def test_a_moved_or_renamed_definition_keeps_its_old_findings_old(tmp_path: Path
     assert new_findings(base, respelled, {"Crate": "Box"}, lambda key: moved_back(key, moves)) == []
 
 
+def test_an_import_line_carried_by_a_move_keeps_its_old_finding_old() -> None:
+    def deprecated(path: str, row: int, module: str) -> Finding:
+        message = "Import from `collections.abc` instead: `Iterable`"
+        return Finding(("ruff", module, "UP035", message), f"{path}:{row}: UP035 {message}", path, row)
+
+    base = [deprecated("pkg/util.py", 1, "pkg.util"), deprecated("pkg/meta.py", 1, "pkg.meta")]
+    head = [deprecated("pkg/util.py", 1, "pkg.util"), deprecated("pkg/meta.py", 1, "pkg.meta"),
+            deprecated("pkg/meta.py", 2, "pkg.meta")]  # the moved function's import, now in meta too
+    moves = {"pkg.meta.check": "pkg.util.check"}
+    assert new_findings(base, head) == [head[2].line]
+    assert new_findings(base, head, moved=lambda key: moved_back(key, moves)) == []
+    # a finding the source module never had is new in the destination
+    other = Finding(("ruff", "pkg.meta", "F401", "`os` imported but unused"), "pkg/meta.py:3: F401 os",
+                    "pkg/meta.py", 3)
+    assert new_findings(base, [*head, other], moved=lambda key: moved_back(key, moves)) == [other.line]
+    # a module the move did not write to gets nothing carried over
+    assert new_findings(base, [*base, deprecated("pkg/other.py", 1, "pkg.other")],
+                        moved=lambda key: moved_back(key, moves)) == [
+        "pkg/other.py:1: UP035 Import from `collections.abc` instead: `Iterable`"]
+
+
 @needs_bwrap
 @pytest.mark.timeout(300)
 def test_moving_a_function_with_old_ruff_findings_passes(tmp_path: Path) -> None:
