@@ -256,13 +256,47 @@ def _since(started: float) -> float:
     return round(time.monotonic() - started, 1)
 
 
+def summarise(log: Path, kinds: list[str]) -> None:
+    """The tables for docs/PERFORMANCE.md from a run's printed lines: environments, then each
+    case per project, then the totals per kind (a project whose environment failed counts every
+    kind as refused, as the run does)."""
+    rows = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.startswith("{")]
+    print("| project | environment | packages | cold s | cached s | base tests | base failing |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        if "base_tests_run" in r:
+            print(f"| {r['project']} | {r['environment']} | {r['packages']} | {r['cold_s']} | {r['cached_s']} "
+                  f"| {r['base_tests_run']} | {r['base_failing']} |")
+        elif "environment" in r:
+            print(f"| {r['project']} | not built: {str((r['environment'] or {}).get('error'))[:80]} | | | | | |")
+    cases = [r for r in rows if "case" in r]
+    projects = list(dict.fromkeys(r["project"] for r in cases))
+    print("\n| case | " + " | ".join(projects) + " |\n|---|" + "---|" * len(projects))
+    for kind in kinds:
+        cells = {r["project"]: r["verdict"] for r in cases if r["case"] == kind}
+        print(f"| {kind} | " + " | ".join(cells.get(p, "-") for p in projects) + " |")
+    tally = Counter(r["verdict"] for r in cases)
+    tally["refused"] += len(kinds) * sum(1 for r in rows if "environment" in r and "base_tests_run" not in r)
+    ran = tally["correct"] + tally["refused"] + tally["wrong"] + tally["crashed"]
+    print(f"\ncases with a candidate: {ran}; correct {tally['correct']}, refused {tally['refused']}, "
+          f"wrong {tally['wrong']}, crashed {tally['crashed']}; no candidate {tally['no candidate']}; "
+          f"correct share {tally['correct'] / max(ran, 1):.0%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--projects", default="")
     parser.add_argument("--cases", default="")
+    parser.add_argument("--summarise", type=Path, default=None,
+                        help="print the tables from a run's printed output; runs nothing")
     args = parser.parse_args()
     data = tomllib.loads(DATA.read_text(encoding="utf-8"))
+    if args.summarise is not None:
+        summarise(args.summarise, list(data["cases"]))
+        return
+    if args.work is None:
+        parser.error("--work is required to run")
     wanted = [p for p in args.projects.split(",") if p]  # run in the order given
     kinds = [k for k in data["cases"] if not args.cases or k in args.cases.split(",")]
     settings = load_settings(None, [f"state_dir={args.work / 'state'}"])
