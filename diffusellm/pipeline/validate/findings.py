@@ -51,18 +51,19 @@ def new_findings(
     `renames` maps new identifier → old, so a failure that exists on base and only changed its
     spelling because the change renamed a symbol is not counted as new. `moved` gives the keys
     the base may know a finding by when the change moved code: the first is matched one for one;
-    the others are where the moved code came from, and a finding the base has there at all
-    (an import line the move copied, say) is carried, not new.
+    the others are where the moved code came from, and a finding of the same tool and code the
+    base has there at all (an import line the move copied, say, whose message names fewer
+    names) is carried, not new.
     """
-    had = Counter(f.key for f in base)
-    allowed = Counter(had)
+    allowed = Counter(f.key for f in base)
+    had = {f.key[:3] for f in base}
     new: list[str] = []
     for finding in head:
         key = _unrename(finding.key, renames or {})
         first, *carried = moved(key) if moved else [key]
         if allowed[first] > 0:
             allowed[first] -= 1
-        elif not any(had[k] for k in carried):
+        elif not any(k[:3] in had for k in carried):
             new.append(finding.line)
     return new
 

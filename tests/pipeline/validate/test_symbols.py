@@ -52,8 +52,11 @@ def test_an_import_line_carried_by_a_move_keeps_its_old_finding_old() -> None:
         message = "Import from `collections.abc` instead: `Iterable`"
         return Finding(("ruff", module, "UP035", message), f"{path}:{row}: UP035 {message}", path, row)
 
-    base = [deprecated("pkg/util.py", 1, "pkg.util"), deprecated("pkg/meta.py", 1, "pkg.meta")]
-    head = [deprecated("pkg/util.py", 1, "pkg.util"), deprecated("pkg/meta.py", 1, "pkg.meta"),
+    # the source's line imports more names, so its message names more: the code is what counts
+    source = deprecated("pkg/util.py", 1, "pkg.util")
+    source = Finding((*source.key[:3], source.key[3] + ", `Callable`"), source.line, "pkg/util.py", 1)
+    base = [source, deprecated("pkg/meta.py", 1, "pkg.meta")]
+    head = [source, deprecated("pkg/meta.py", 1, "pkg.meta"),
             deprecated("pkg/meta.py", 2, "pkg.meta")]  # the moved function's import, now in meta too
     moves = {"pkg.meta.check": "pkg.util.check"}
     assert new_findings(base, head) == [head[2].line]
