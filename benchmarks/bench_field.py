@@ -256,11 +256,14 @@ def _since(started: float) -> float:
     return round(time.monotonic() - started, 1)
 
 
-def summarise(log: Path, kinds: list[str]) -> None:
-    """The tables for docs/PERFORMANCE.md from a run's printed lines: environments, then each
-    case per project, then the totals per kind (a project whose environment failed counts every
-    kind as refused, as the run does)."""
-    rows = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.startswith("{")]
+def summarise(logs: list[Path], kinds: list[str]) -> None:
+    """The tables for docs/PERFORMANCE.md from runs' printed lines (a later log's case replaces an
+    earlier one's): environments, then each case per project, then the totals (a project whose
+    environment failed counts every kind as refused, as the run does)."""
+    lines = [json.loads(line) for log in logs for line in log.read_text(encoding="utf-8").splitlines()
+             if line.startswith("{")]
+    latest = {(r["project"], r.get("case")): r for r in lines}
+    rows = list(latest.values())
     print("| project | environment | packages | cold s | cached s | base tests | base failing |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
@@ -288,8 +291,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--projects", default="")
     parser.add_argument("--cases", default="")
-    parser.add_argument("--summarise", type=Path, default=None,
-                        help="print the tables from a run's printed output; runs nothing")
+    parser.add_argument("--summarise", type=Path, nargs="*", default=None,
+                        help="print the tables from runs' printed output (later logs win); runs nothing")
     args = parser.parse_args()
     data = tomllib.loads(DATA.read_text(encoding="utf-8"))
     if args.summarise is not None:
