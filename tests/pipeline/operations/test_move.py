@@ -305,6 +305,24 @@ def test_only_the_annotations_future_follows_the_code_into_a_new_module(tmp_path
     assert lint.returncode == 0, lint.stdout
 
 
+def test_a_use_bound_by_a_function_level_import_gets_its_new_import_there(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "r", {
+        "pkg/__init__.py": "def compile_(x: str) -> str:\n    return x\n",
+        "pkg/parser.py": "X = 1\n",
+        "tests/test_x.py": "import os\n\n\ndef test_it() -> None:\n    import pkg.parser\n\n"
+                           "    assert pkg.compile_(os.sep) == os.sep and pkg.parser.X == 1\n",
+    })
+    move(root, "pkg.compile_", "pkg.compiling")
+    test = read(root, "tests/test_x.py")
+    assert test.startswith("import os\n\n\ndef test_it")  # nothing added at the top
+    assert "    import pkg.parser\n    import pkg.compiling\n" in test
+    assert "pkg.compiling.compile_(os.sep)" in test
+    tests = python(root, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests")
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    lint = python(root, "-m", "ruff", "check", "--isolated", "--select", "F,E4", ".")
+    assert lint.returncode == 0, lint.stdout
+
+
 def test_cycle_is_refused_with_the_places_that_cause_it(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "r", {
         "pkg/__init__.py": "",

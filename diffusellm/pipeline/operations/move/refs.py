@@ -8,7 +8,7 @@ from typing import Literal
 
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
-from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider, ScopeProvider
+from libcst.metadata import CodeRange, FunctionScope, MetadataWrapper, PositionProvider, ScopeProvider
 
 from diffusellm.pipeline.operations.move.edit import Edits, apply_edits
 from diffusellm.pipeline.operations.move.imports import ImportSpec, package_parts, statement
@@ -58,6 +58,9 @@ class Scan:
     splits: dict[int, int] = field(default_factory=lambda: {})
     import_nodes: dict[int, cst.ImportFrom] = field(default_factory=lambda: {})
     attrs: list[cst.Attribute] = field(default_factory=lambda: [])
+    local_imports: dict[int, cst.Import] = field(default_factory=lambda: {})
+    """Attribute uses (by id) whose base name a function binds with its own `import pkg.sub`:
+    the new module's import belongs beside that one, where the name is bound."""
     old_objs: list[cst.CSTNode] = field(default_factory=lambda: [])
     old_bindings: list[tuple[cst.ImportAlias, str]] = field(default_factory=lambda: [])
     strings: dict[int, cst.SimpleString] = field(default_factory=lambda: {})
@@ -94,6 +97,20 @@ class _Scanner(cst.CSTVisitor):
         if scope is None:
             return set()
         return {self._absolute(q.name) for q in scope.get_qualified_names_for(node)}
+
+    def _local_import(self, node: cst.Attribute) -> cst.Import | None:
+        """The function-level `import` statement that binds the attribute's leftmost name, if any."""
+        base: cst.BaseExpression = node
+        while isinstance(base, cst.Attribute):
+            base = base.value
+        scope = self.get_metadata(ScopeProvider, base, None) if isinstance(base, cst.Name) else None
+        if scope is None or not isinstance(base, cst.Name):
+            return None
+        for assignment in scope[base.value]:
+            bound = getattr(assignment, "node", None)
+            if isinstance(bound, cst.Import) and isinstance(assignment.scope, FunctionScope):
+                return bound
+        return None
 
     def _absolute(self, name: str) -> str:
         bare = name.lstrip(".")
@@ -151,6 +168,9 @@ class _Scanner(cst.CSTVisitor):
         old = self.names.old
         if self.names.old_path in qnames:
             self.scan.attrs.append(node)
+            local = self._local_import(node)
+            if local is not None:
+                self.scan.local_imports[id(node)] = local
         if old in qnames:
             self.scan.old_objs.append(node)
         self.scan.taken.update(q[len(old) + 1:].split(".")[0]
@@ -351,7 +371,11 @@ def _plan_attrs(scan: Scan, names: MoveNames, ctx: FileCtx, edits: Edits,
             edits.exprs[id(attr)] = cst.Name(names.name)
         elif get_full_name_for_node(attr.value) == names.old:
             edits.exprs[id(attr)] = attr.with_changes(value=cst.parse_expression(names.new))
-            specs.append(plain)
+            local = scan.local_imports.get(id(attr))
+            if local is None:
+                specs.append(plain)
+            else:  # `def f(): import pkg.sub; pkg.old_name()`: import the new module there too
+                edits.after[id(local)] = statement(plain, ctx.module, ctx.is_package)
         else:
             spec, expr = _module_binding(scan, names, attr)
             if expr is None:
