@@ -17,10 +17,12 @@ class Edits:
     replace_alias: dict[int, cst.ImportAlias] = field(default_factory=lambda: {})
     inline: dict[int, cst.ImportFrom] = field(default_factory=lambda: {})
     after: dict[int, cst.SimpleStatementLine] = field(default_factory=lambda: {})
+    before: dict[int, cst.SimpleStatementLine] = field(default_factory=lambda: {})
     exprs: dict[int, cst.BaseExpression] = field(default_factory=lambda: {})
 
     def __bool__(self) -> bool:
-        return bool(self.remove or self.replace_alias or self.inline or self.after or self.exprs)
+        return bool(self.remove or self.replace_alias or self.inline or self.after or self.before
+                    or self.exprs)
 
 
 class _Editor(cst.CSTTransformer):
@@ -92,7 +94,11 @@ class _Editor(cst.CSTTransformer):
             body[-1] = body[-1].with_changes(semicolon=cst.MaybeSentinel.DEFAULT)
             updated_node = updated_node.with_changes(body=body)
         extra = [self.edits.after[id(s)] for s in original_node.body if id(s) in self.edits.after]
-        return cst.FlattenSentinel([updated_node, *extra]) if extra else updated_node
+        first = [self.edits.before[id(s)] for s in original_node.body if id(s) in self.edits.before]
+        if first:  # the blank lines and comments above the line stay above the block
+            first[0] = first[0].with_changes(leading_lines=updated_node.leading_lines)
+            updated_node = updated_node.with_changes(leading_lines=[])
+        return cst.FlattenSentinel([*first, updated_node, *extra]) if first or extra else updated_node
 
     def leave_If(self, original_node: cst.If, updated_node: cst.If  # noqa: N802
                  ) -> cst.BaseStatement | cst.RemovalSentinel:

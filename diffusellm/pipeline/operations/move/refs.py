@@ -374,8 +374,11 @@ def _plan_attrs(scan: Scan, names: MoveNames, ctx: FileCtx, edits: Edits,
             local = scan.local_imports.get(id(attr))
             if local is None:
                 specs.append(plain)
-            else:  # `def f(): import pkg.sub; pkg.old_name()`: import the new module there too
-                edits.after[id(local)] = statement(plain, ctx.module, ctx.is_package)
+            else:  # `def f(): import pkg.sub; pkg.old_name()`: import the new module there too,
+                # before or after that line as isort would order the two
+                line = statement(plain, ctx.module, ctx.is_package)
+                first = local.names[0].evaluated_name.lower() if local.names else ""
+                (edits.before if names.new.lower() < first else edits.after)[id(local)] = line
         else:
             spec, expr = _module_binding(scan, names, attr)
             if expr is None:
