@@ -154,22 +154,29 @@ def _synced_store(config: StoreConfig, embedder: Embedder, pairs: list[tuple[Chu
     store is the operator's to mend, so its error is reported."""
     from chromadb.errors import ChromaError
 
-    for attempt in (1, 2):
-        try:
-            collection = open_collection(config, embedder.name)
-            synced = sync_collection(collection, [c for c, _ in pairs], [i for _, i in pairs],
-                                     embedding_text, embedder, cache)
-            _probe(collection)
-            return collection, synced
-        except ChromaError as exc:
-            if config.host or config.path is None or attempt == 2:
-                raise RepositoryError(
-                    f"the vector store failed: {exc}",
-                    hint="delete the index folder's chroma/ to rebuild it, or check the chromadb server",
-                ) from None
-            log.warning("locate.store_rebuilt", path=str(config.path), problem=str(exc))
-            shutil.rmtree(config.path, ignore_errors=True)
-    raise AssertionError("unreachable")
+    def sync() -> tuple[Any, SyncStats]:
+        collection = open_collection(config, embedder.name)
+        synced = sync_collection(collection, [c for c, _ in pairs], [i for _, i in pairs],
+                                 embedding_text, embedder, cache)
+        _probe(collection)
+        return collection, synced
+
+    def failed(exc: Exception) -> RepositoryError:
+        return RepositoryError(
+            f"the vector store failed: {exc}",
+            hint="delete the index folder's chroma/ to rebuild it, or check the chromadb server")
+
+    try:
+        return sync()
+    except ChromaError as exc:
+        if config.host or config.path is None:
+            raise failed(exc) from None
+        log.warning("locate.store_rebuilt", path=str(config.path), problem=str(exc))
+        shutil.rmtree(config.path, ignore_errors=True)
+    try:
+        return sync()
+    except ChromaError as exc:
+        raise failed(exc) from None
 
 
 def _probe(collection: Any) -> None:
