@@ -124,7 +124,17 @@ def _add(text: str, loc: Localised) -> Operation | None:
     )
 
 
-_RULES: tuple[Callable[[str, Localised], Operation | None], ...] = (_rename, _remove, _move, _add)
+def _listed(rule: Callable[[str, Localised], Operation | None]) -> Callable[[str, Localised], list[Operation]]:
+    def listed(text: str, loc: Localised) -> list[Operation]:
+        operation = rule(text, loc)
+        return [] if operation is None else [operation]
+
+    return listed
+
+
+_RULES: tuple[Callable[[str, Localised], list[Operation]], ...] = (
+    _renames, _listed(_rename), _listed(_remove), _listed(_move), _listed(_add))
+"""First match wins: a list of renames, then the single plainly stated refactors."""
 
 
 def issue_spec(issue: str, title: str, operations: list[Operation]) -> Spec:
@@ -136,17 +146,11 @@ def rule_spec(issue: str, loc: Localised, title: str) -> Spec | None:
     """A spec for an issue that plainly asks for one refactor (or a list of renames), or None to
     let the model read it."""
     text = " ".join(issue.split())
-    try:
-        renames = _renames(text, loc)
-    except ValidationError:
-        renames = []
-    if renames:
-        return issue_spec(issue, title, renames)
     for rule in _RULES:
         try:
-            operation = rule(text, loc)
+            operations = rule(text, loc)
         except ValidationError:  # a name the spec contract refuses: leave it to the model
             continue
-        if operation is not None:
-            return issue_spec(issue, title, [operation])
+        if operations:
+            return issue_spec(issue, title, operations)
     return None
