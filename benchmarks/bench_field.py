@@ -176,13 +176,16 @@ def _unused_parameter(func: ast.FunctionDef) -> str | None:
 
 
 def expected_files(repo: Path, op: dict[str, Any]) -> set[str]:
-    """Files a correct change may touch: those naming the old name, the destination, changelogs."""
+    """Files a correct change may touch: those naming the old name, the destination (module or
+    stub), changelogs."""
     project = Project.load(repo)
     old = str(op["target"]).rsplit(".", 1)[-1]
     allowed = set(_word_files(project, old))
     if op["op"] == "move_symbol":
         dest = str(op["to_module"]).replace(".", "/")
-        allowed |= {f"{dest}.py", f"{dest}/__init__.py", f"src/{dest}.py", f"src/{dest}/__init__.py"}
+        # the destination module, or its .pyi stub (the module's types: they move with the code)
+        allowed |= {f"{base}{dest}{tail}{ext}" for base in ("", "src/") for tail in ("", "/__init__")
+                    for ext in (".py", ".pyi")}
     return allowed
 
 

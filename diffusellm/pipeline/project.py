@@ -151,8 +151,8 @@ class Project:
             self.read(rel)
         if rel not in self.files:
             self.files.append(rel)
-            name = module_name_for(self.root, rel)
-            self.modules.setdefault(name, rel)
+            if not rel.endswith(".pyi"):
+                self.modules.setdefault(module_name_for(self.root, rel), rel)
         self._overlay[rel] = text
 
     def mentions_undecodable(self, pattern: re.Pattern[bytes]) -> None:
@@ -240,14 +240,16 @@ def _defs_in_body(body: object, name: str) -> list[cst.CSTNode]:
     return found
 
 
+def is_overload(node: cst.CSTNode) -> bool:
+    """A function decorated `@overload` (or `@typing.overload`, any spelling ending so)."""
+    return isinstance(node, cst.FunctionDef) and any(
+        (libcst.helpers.get_full_name_for_node(d.decorator) or "").rpartition(".")[2] == "overload"
+        for d in node.decorators)
+
+
 def _overloads(defs: Sequence[cst.CSTNode]) -> bool:
     """`@overload` signatures followed by their one implementation: a single function."""
-    def overload(node: cst.CSTNode) -> bool:
-        return isinstance(node, cst.FunctionDef) and any(
-            (libcst.helpers.get_full_name_for_node(d.decorator) or "").rpartition(".")[2] == "overload"
-            for d in node.decorators)
-
-    return all(overload(d) for d in defs[:-1]) and isinstance(defs[-1], cst.FunctionDef)
+    return all(is_overload(d) for d in defs[:-1]) and isinstance(defs[-1], cst.FunctionDef)
 
 
 def _assigned_names(node: cst.Assign | cst.AnnAssign) -> set[str]:

@@ -24,6 +24,7 @@ from diffusellm.pipeline.operations.move.place import (
     header_end,
     insert_lines,
     is_docstring,
+    with_blank_lines,
 )
 from diffusellm.pipeline.operations.move.refs import FileCtx, Role
 
@@ -94,19 +95,24 @@ def split_leading(lines: Sequence[cst.EmptyLine]
     return staying, list(lines[cut:])
 
 
-def remove_statement(src: Source) -> tuple[cst.Module, cst.FunctionDef | cst.ClassDef]:
-    """The old module without the moved statement, and the statement with its attached comments."""
-    body = list(src.tree.body)
-    stmt = body.pop(src.index)
-    assert isinstance(stmt, cst.FunctionDef | cst.ClassDef)
-    staying, attached = split_leading(stmt.leading_lines)
+def remove_statement(src: Source) -> tuple[cst.Module, list[cst.FunctionDef | cst.ClassDef]]:
+    """The old module without the moved statements, and the statements (the first with its
+    attached comments)."""
+    first = src.indices[0]
+    moved = [s for s in src.statements() if isinstance(s, cst.FunctionDef | cst.ClassDef)]
+    assert len(moved) == len(src.indices)
+    body = [s for i, s in enumerate(src.tree.body) if i not in src.indices]
+    staying, attached = split_leading(moved[0].leading_lines)
     tree = src.tree
-    if staying and src.index < len(body):
-        nxt = body[src.index]
-        body[src.index] = nxt.with_changes(leading_lines=[*staying, *nxt.leading_lines])
+    if first < len(body):  # what follows keeps the separation the moved code had
+        blanks = next((i for i, line in enumerate(moved[0].leading_lines) if line.comment),
+                      len(moved[0].leading_lines))
+        nxt = with_blank_lines(body[first], blanks)
+        body[first] = nxt.with_changes(leading_lines=[*staying, *nxt.leading_lines])
     elif staying:
         tree = tree.with_changes(footer=[*staying, *tree.footer])
-    return tree.with_changes(body=body), stmt.with_changes(leading_lines=attached)
+    moved[0] = moved[0].with_changes(leading_lines=attached)
+    return tree.with_changes(body=body), moved
 
 
 def dunder_all(tree: cst.Module) -> tuple[int, cst.List | cst.Tuple] | None:
@@ -236,8 +242,15 @@ def start_module(src: Source, features: Sequence[str]) -> cst.Module:
     return cst.Module(body=body)
 
 
-def append_definition(tree: cst.Module, stmt: cst.FunctionDef | cst.ClassDef) -> cst.Module:
-    """Append the moved definition with two blank lines before it (none in an empty module)."""
-    blanks = [cst.EmptyLine(), cst.EmptyLine()] if tree.body else []
-    moved = stmt.with_changes(leading_lines=[*blanks, *stmt.leading_lines])
-    return tree.with_changes(body=[*tree.body, moved])
+def append_definition(tree: cst.Module, stmts: Sequence[cst.FunctionDef | cst.ClassDef]
+                      ) -> cst.Module:
+    """Append the moved definitions, as many blank lines before the first as the module puts
+    before its last definition (two when it has none; none in an empty module)."""
+    defs = [s for s in tree.body if isinstance(s, cst.FunctionDef | cst.ClassDef)]
+    count = 2
+    if defs:
+        lines = defs[-1].leading_lines
+        count = next((i for i, line in enumerate(lines) if line.comment), len(lines))
+    blanks = [cst.EmptyLine()] * count if tree.body else []
+    first = stmts[0].with_changes(leading_lines=[*blanks, *stmts[0].leading_lines])
+    return tree.with_changes(body=[*tree.body, first, *stmts[1:]])

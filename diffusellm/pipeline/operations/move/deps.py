@@ -18,20 +18,26 @@ from libcst.metadata import (
 
 from diffusellm.errors import OperationError
 from diffusellm.pipeline.operations.move.imports import ImportSpec, alias_specs, from_source
+from diffusellm.pipeline.project import is_overload
 
 Guard = ImportSpec | cst.SimpleStatementLine
 
 
 @dataclass(frozen=True)
 class Source:
-    """The module a definition leaves: its name, path, tree and the moved statement's index."""
+    """The module a definition leaves: its name, path, tree and the moved statements' indices
+    (one, or an overloaded function's signatures and its implementation)."""
 
     module: str
     path: str
     is_package: bool
     tree: cst.Module
-    index: int
+    indices: tuple[int, ...]
     name: str
+
+    def statements(self) -> list[cst.BaseStatement]:
+        """The moved statements, in source order."""
+        return [self.tree.body[i] for i in self.indices]
 
 
 @dataclass
@@ -45,6 +51,8 @@ class Needs:
     futures: list[str] = field(default_factory=lambda: [])
     used_imports: set[str] = field(default_factory=lambda: set())
     from_old: list[str] = field(default_factory=lambda: [])
+    copies: list[cst.BaseStatement] = field(default_factory=lambda: [])
+    """Type variable definitions the new module gets its own copy of (`T = TypeVar("T")`)."""
     remaining_lines: list[int] = field(default_factory=lambda: [])
 
 
@@ -89,7 +97,7 @@ class _Analysis:
         self.top_of: dict[int, int] = {}
         for index, stmt in enumerate(src.tree.body):
             self.top_of.update(dict.fromkeys(node_ids(stmt), index))
-        self.moved = node_ids(src.tree.body[src.index])
+        self.moved = {i for stmt in src.statements() for i in node_ids(stmt)}
         self.needs = Needs()
 
     def line_of(self, node: cst.CSTNode) -> int:
@@ -98,24 +106,46 @@ class _Analysis:
     def run(self) -> Needs:
         self._refuse_globals()
         self._refuse_star_imports()
-        deps: set[str] = set()
-        for assignment in self.scope.assignments:
-            inside = [r for r in assignment.references if id(r.node) in self.moved]
-            if assignment.name == self.src.name:
-                outside = [r for r in assignment.references if id(r.node) not in self.moved]
-                self.needs.remaining_lines.extend(self.line_of(r.node) for r in outside)
-            elif inside:
-                deps.add(assignment.name)
-        for name in sorted(deps):
+        for assignment in self.scope.assignments[self.src.name]:
+            outside = [r for r in assignment.references if id(r.node) not in self.moved]
+            self.needs.remaining_lines.extend(self.line_of(r.node) for r in outside)
+        deps = self._deps(self.moved)
+        copied: dict[str, int] = {}
+        while new := {n: i for n in deps - copied.keys() if (i := self._type_variable(n)) >= 0}:
+            copied.update(new)
+            deps |= self._deps({n for i in new.values() for n in node_ids(self.src.tree.body[i])})
+        self.needs.copies = [self.src.tree.body[i] for i in sorted(set(copied.values()))]
+        for name in sorted(deps - copied.keys()):
             self._classify(name)
         self._futures()
         if self.needs.typing:
             self._guard()
         return self.needs
 
+    def _deps(self, ids: set[int]) -> set[str]:
+        """Module-level names used inside the nodes `ids`, the moved name aside."""
+        return {a.name for a in self.scope.assignments if a.name != self.src.name
+                and any(id(r.node) in ids for r in a.references)}
+
+    def _type_variable(self, name: str) -> int:
+        """Index of the one `name = TypeVar(...)` (or ParamSpec, TypeVarTuple) line defining
+        `name`, which the new module gets a copy of; -1 for any other kind of name."""
+        assignments = list(self.scope.assignments[name])
+        if len(assignments) != 1 or isinstance(assignments[0], ImportAssignment):
+            return -1
+        index = self.top_of.get(id(assignments[0].node), -1)
+        line = self.src.tree.body[index] if index >= 0 else None
+        if not isinstance(line, cst.SimpleStatementLine) or len(line.body) != 1:
+            return -1
+        small = line.body[0]
+        if not (isinstance(small, cst.Assign) and isinstance(small.value, cst.Call)
+                and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name)):
+            return -1
+        kind = (get_full_name_for_node(small.value.func) or "").rpartition(".")[2]
+        return index if kind in ("TypeVar", "ParamSpec", "TypeVarTuple") else -1
+
     def _refuse_globals(self) -> None:
-        stmt = self.src.tree.body[self.src.index]
-        for node in _globals(stmt):
+        for node in (g for stmt in self.src.statements() for g in _globals(stmt)):
             raise OperationError(
                 f"cannot move {self.src.name}: it rebinds module globals of {self.src.module} "
                 f"({self.src.path}:{self.line_of(node)})",
@@ -236,3 +266,18 @@ def _imports(tree: cst.Module) -> list[tuple[int, cst.Import | cst.ImportFrom]]:
 def analyse(src: Source, new_module: str, prefer_relative: bool) -> Needs:
     """Dependencies of the moved statement, the futures to copy and the old module's other uses."""
     return _Analysis(src, new_module, prefer_relative).run()
+
+
+def definition_indices(tree: cst.Module, name: str, path: str) -> tuple[int, ...]:
+    """Where `name` is defined at module level: one def or class, or an overloaded function's
+    `@overload` signatures with (outside stubs) its implementation; otherwise refuse."""
+    hits = [i for i, s in enumerate(tree.body)
+            if isinstance(s, cst.FunctionDef | cst.ClassDef) and s.name.value == name]
+    if not hits:
+        raise OperationError(f"cannot move {name}: it is defined conditionally (inside an if "
+                             f"block) in {path}", hint="move conditional definitions by hand")
+    if all(is_overload(tree.body[i]) for i in hits[:-1]):
+        return tuple(hits)
+    raise OperationError(f"cannot move {name}: {path} defines it {len(hits)} times",
+                         hint="keep one definition (or @overload signatures and one "
+                              "implementation) and move that")

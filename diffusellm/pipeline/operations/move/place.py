@@ -87,7 +87,8 @@ def header_end(tree: cst.Module) -> int:
     return 1 if tree.body and is_docstring(tree.body[0]) else 0
 
 
-def _blank(stmt: cst.BaseStatement, count: int) -> cst.BaseStatement:
+def with_blank_lines(stmt: cst.BaseStatement, count: int) -> cst.BaseStatement:
+    """`stmt` with at least `count` blank lines before its first comment line."""
     lines = list(getattr(stmt, "leading_lines", ()))
     blanks = 0
     while blanks < len(lines) and lines[blanks].comment is None:
@@ -105,10 +106,10 @@ def insert_lines(tree: cst.Module, index: int, lines: Sequence[cst.BaseStatement
     body: list[cst.BaseStatement] = list(tree.body)
     new = list(lines)
     if blank_before and index > 0:
-        new[0] = _blank(new[0], 1)
+        new[0] = with_blank_lines(new[0], 1)
     if index < len(body):
         nxt = body[index]
-        body[index] = _blank(nxt, 2 if isinstance(nxt, cst.FunctionDef | cst.ClassDef) else 1)
+        body[index] = with_blank_lines(nxt, 2 if isinstance(nxt, cst.FunctionDef | cst.ClassDef) else 1)
     return tree.with_changes(body=[*body[:index], *new, *body[index:]])
 
 

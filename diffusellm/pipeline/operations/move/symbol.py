@@ -1,7 +1,10 @@
 """Phase 4, operation move_symbol: move a module-level function or class to another module.
 
 Supported: module-level `def` and `class` (decorators, attached comments and docstring move
-with it). Refused: methods, nested or conditional definitions, module-level variables (importers
+with it; an `@overload` set moves whole, type variables it uses are copied, its `.pyi` stub
+signatures move to the destination's stub, and a module star-importing the old one keeps the
+name through a re-export from the old module). Refused: methods, nested or conditional
+definitions, module-level variables (importers
 would get a copy of the value, not the variable), a name the destination already binds,
 dynamic access by name, and moves that would create an import cycle at import time (the old
 module still uses the symbol while the moved code needs names from the old module, or any new
@@ -17,26 +20,19 @@ from dataclasses import replace
 from pathlib import PurePosixPath
 
 import libcst as cst
-from libcst.helpers import get_full_name_for_node
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from diffusellm.errors import OperationError
-from diffusellm.pipeline.operations.move.build import (
-    Dest,
-    add_typing_block,
-    all_names,
-    append_definition,
-    bindings,
-    check_binding,
-    edit_all,
-    prune_imports,
-    remove_statement,
-    start_module,
+from diffusellm.pipeline.operations.move.assemble import (
+    NOTHING,
+    build_new,
+    build_old,
+    prefers_relative,
 )
+from diffusellm.pipeline.operations.move.build import Dest, all_names, bindings, dunder_all
 from diffusellm.pipeline.operations.move.cycles import import_time_nodes, new_cycle
-from diffusellm.pipeline.operations.move.deps import Needs, Source, analyse, is_type_checking_block
+from diffusellm.pipeline.operations.move.deps import Needs, Source, analyse, definition_indices
 from diffusellm.pipeline.operations.move.imports import ImportSpec
-from diffusellm.pipeline.operations.move.place import Importer, add_imports
 from diffusellm.pipeline.operations.move.refs import (
     FileRewrite,
     MoveNames,
@@ -44,17 +40,16 @@ from diffusellm.pipeline.operations.move.refs import (
     rewrite_file,
     scan_file,
 )
+from diffusellm.pipeline.operations.move.stubs import stub_changes, stub_move
 from diffusellm.pipeline.operations.refs.declared import refuse_declared
 from diffusellm.pipeline.project import Project, Target, resolve_relative, resolve_target
 from diffusellm.pipeline.spec import MoveSymbol
-
-_NOTHING = "nothing was changed"
 
 
 def apply_move(project: Project, op: MoveSymbol) -> None:
     """Move `op.target` to `op.to_module`, rewrite importers; if unsafe refuse, writing nothing."""
     try:
-        target = resolve_target(project, op.target)
+        target = resolve_target(project, op.target, overloads=True)
     except OperationError:
         _refuse_nested(project, op.target)
         raise
@@ -82,12 +77,16 @@ def plan_move(project: Project, target: Target, to_module: str
     dest = replace(dest, first_party=frozenset(tops))
     names = MoveNames(src.module, dest.module, src.name)
     _refuse_clash(dest, names)
-    needs = analyse(src, dest.module, _prefers_relative(dest, src))
-    importers, taken = _rewrite_importers(project, names, src, dest, needs.used_imports)
-    reexport = src.is_package and src.name in all_names(src.tree)
-    old_tree = _build_old(src, dest, needs, taken, reexport)
+    relative = prefers_relative(dest, src)
+    needs = analyse(src, dest.module, relative)
+    stubs = stub_move(project, src, dest)
+    skip = {src.path, dest.path} | ({stubs.src.path, stubs.dest.path} if stubs else set())
+    importers, taken = _rewrite_importers(project, names, src, dest, skip,
+                                         needs.used_imports)
+    reexport = _reexported(project, src)
+    old_tree = build_old(src, dest, needs, taken, reexport, relative)
     _refuse_cycle(src, dest, needs, old_tree)
-    new_tree = _build_new(src, dest, needs)
+    new_tree = build_new(src, dest, needs)
     _refuse_new_cycle(project, src, dest, {**{
         project.module_of(rel): (r.tree, rel.endswith("__init__.py"))
         for rel, r in importers.items() if r.changed}, src.module: (old_tree, src.is_package),
@@ -96,6 +95,7 @@ def plan_move(project: Project, target: Target, to_module: str
     changes.update({init: "" for init in dest.new_inits})
     changes[dest.path] = new_tree.code
     changes[src.path] = old_tree.code
+    changes.update(stub_changes(stubs, relative, reexport) if stubs else {})
     created = {_package_of_init(dest.module, i, dest.new_inits): i for i in dest.new_inits}
     created.update({dest.module: dest.path} if not dest.exists else {})
     return changes, created
@@ -144,19 +144,10 @@ def _source(project: Project, target: Target) -> Source:
         raise OperationError(f"cannot move {target.qualname}: it is a module-level variable",
                              hint="importers would keep a copy of the old value; move it by "
                                   f"hand or wrap it in a function ({where})")
-    if project.path_of(target.module) and f"{target.path[:-3]}.pyi" in project.files:
-        raise OperationError(f"cannot move {target.qualname}: {target.path} has a .pyi stub",
-                             hint="update the stub by hand first")
     tree = project.parse(target.path)
     name = target.qualname.rpartition(".")[2]
-    hits = [i for i, s in enumerate(tree.body)
-            if isinstance(s, cst.FunctionDef | cst.ClassDef) and s.name.value == name]
-    if len(hits) != 1:
-        raise OperationError(f"cannot move {target.qualname}: it is defined conditionally "
-                             f"(inside an if block) in {target.path}",
-                             hint="move conditional definitions by hand")
     return Source(target.module, target.path, target.path.endswith("__init__.py"), tree,
-                  hits[0], name)
+                  definition_indices(tree, name, target.path), name)
 
 
 def _destination(project: Project, to_module: str, src: Source) -> Dest:
@@ -214,32 +205,14 @@ def _refuse_clash(dest: Dest, names: MoveNames) -> None:
         return
     raise OperationError(f"cannot move {names.name}: {dest.module} already defines "
                          f"{names.name} ({dest.path})",
-                         hint="rename one of the two first; " + _NOTHING)
-
-
-def _prefers_relative(dest: Dest, src: Source) -> bool:
-    for tree, module in ((dest.tree, dest.module), (src.tree, src.module)):
-        for stmt in tree.body:
-            smalls = stmt.body if isinstance(stmt, cst.SimpleStatementLine) else ()
-            for small in smalls:
-                if isinstance(small, cst.ImportFrom) and small.relative:
-                    return True
-                if isinstance(small, cst.ImportFrom | cst.Import) and _same_top(small, module):
-                    return False
-    return False
-
-
-def _same_top(node: cst.Import | cst.ImportFrom, module: str) -> bool:
-    top = module.split(".")[0]
-    if isinstance(node, cst.Import):
-        return any(a.evaluated_name.split(".")[0] == top for a in node.names)
-    return resolve_relative(module, False, node).split(".")[0] == top
+                         hint="rename one of the two first; " + NOTHING)
 
 
 def _rewrite_importers(project: Project, names: MoveNames, src: Source, dest: Dest,
-                       candidates: set[str]) -> tuple[dict[str, FileRewrite], set[str]]:
-    """Rewrite files that mention the symbol; also collect which `candidates` others take from
-    the old module (a cheap syntactic pass for files that do not mention the symbol)."""
+                       skip: set[str], candidates: set[str]) -> tuple[dict[str, FileRewrite], set[str]]:
+    """Rewrite files that mention the symbol, except those in `skip` (the two modules and their
+    stubs, built whole); also collect which `candidates` others take from the old module (a
+    cheap syntactic pass for files that do not mention the symbol)."""
     project.mentions_undecodable(re.compile(rb"\b" + re.escape(names.name.encode("utf-8")) + rb"\b"))
     refusals = scan_file(src.tree, names, dest.ctx(src.path, src.module, src.is_package, "old")
                          ).refusals  # the old module reaching itself by name, e.g. via importlib
@@ -247,7 +220,7 @@ def _rewrite_importers(project: Project, names: MoveNames, src: Source, dest: De
     taken: set[str] = set()
     old_last = names.old.rpartition(".")[2]
     for rel in project.python_files():
-        text = project.read(rel) if rel not in (src.path, dest.path) else ""
+        text = project.read(rel) if rel not in skip else ""
         mentions = names.name in text
         if not mentions and not (old_last in text and any(c in text for c in candidates)):
             continue
@@ -263,8 +236,30 @@ def _rewrite_importers(project: Project, names: MoveNames, src: Source, dest: De
         raise OperationError(
             f"cannot move {names.old_path}: it is reached by name at run time:\n  "
             + "\n  ".join(refusals[:10]),
-            hint="change those places to import the symbol normally first; " + _NOTHING)
+            hint="change those places to import the symbol normally first; " + NOTHING)
     return results, taken
+
+
+def _reexported(project: Project, src: Source) -> bool:
+    """Whether the old module must keep offering the moved name: a package's `__all__` lists it,
+    or a module star-imports the old one and got the name that way (a package `__init__` with
+    `from .core import *` makes it part of the package's interface)."""
+    if src.is_package:
+        return src.name in all_names(src.tree)
+    by_star = (src.name in all_names(src.tree) if dunder_all(src.tree) is not None
+               else not src.name.startswith("_"))
+    return by_star and any(_star_imports(project, rel, src.module) for rel in project.python_files()
+                           if rel != src.path and rel not in project.undecodable)
+
+
+def _star_imports(project: Project, rel: str, module: str) -> bool:
+    """Whether `rel` runs `from <module> import *` when it is imported."""
+    if "import *" not in project.read(rel):
+        return False
+    here, package = project.module_of(rel), rel.endswith(("__init__.py", "__init__.pyi"))
+    return any(isinstance(node, cst.ImportFrom) and isinstance(node.names, cst.ImportStar)
+               and resolve_relative(here, package, node) == module
+               for node in import_time_nodes(project.parse(rel)))
 
 
 def _runtime_imports(tree: cst.Module, module: str, is_package: bool,
@@ -300,7 +295,7 @@ def _refuse_cycle(src: Source, dest: Dest, needs: Needs, old_tree: cst.Module) -
         f"cannot move {src.name} to {dest.module}: it would create an import cycle; {why}, "
         f"and {dest.module} would need {deps} from {src.module}",
         hint=f"move those dependencies first, or the code in {src.path} that uses {src.name}; "
-             + _NOTHING)
+             + NOTHING)
 
 
 def _refuse_new_cycle(project: Project, src: Source, dest: Dest,
@@ -316,58 +311,4 @@ def _refuse_new_cycle(project: Project, src: Source, dest: Dest,
     raise OperationError(
         f"cannot move {src.name} to {dest.module}: it would create an import cycle at import "
         f"time: {' -> '.join(cycle)}",
-        hint="pick a module outside that loop, or break the loop first; " + _NOTHING)
-
-
-def _build_old(src: Source, dest: Dest, needs: Needs, taken: set[str],
-               reexport: bool) -> cst.Module:
-    tree, _ = remove_statement(src)
-    exported = all_names(tree)
-    if src.name in exported and not reexport:
-        tree = edit_all(tree, src.name, add=False)
-    if needs.remaining_lines or reexport:
-        back = ImportSpec(dest.module, src.name, None, _prefers_relative(dest, src))
-        tree = add_imports(tree, [back], Importer(src.module, src.is_package, dest.first_party))
-    if not src.is_package:
-        blocks = sum(1 for s in tree.body if is_type_checking_block(s))
-        tree = prune_imports(tree, needs.used_imports, taken | exported)
-        if sum(1 for s in tree.body if is_type_checking_block(s)) < blocks:
-            tree = prune_imports(tree, {needs.guard_test.split(".")[0]}, taken | exported)
-    names = MoveNames(src.module, dest.module, src.name)
-    return rewrite_file(tree, names, dest.ctx(src.path, src.module, src.is_package, "old")).tree
-
-
-def _build_new(src: Source, dest: Dest, needs: Needs) -> cst.Module:
-    _, stmt = remove_statement(src)
-    tree = dest.tree if dest.exists else start_module(src, needs.futures)
-    lazy = "annotations" in needs.futures
-    if dest.exists and needs.typing and lazy and "annotations" not in _futures(tree):
-        raise OperationError(
-            f"cannot move {src.name} into {dest.module}: its annotations use names that "
-            f"{src.module} imports only for type checking, and {dest.path} lacks "
-            "`from __future__ import annotations`",
-            hint=f"add that import to {dest.path} first; " + _NOTHING)
-    new = bindings(tree, dest.module, dest.is_package)
-    new.pop(src.name, None)
-    runtime = [s for s in needs.runtime if check_binding(new, s, dest)]
-    typing = [s for s in needs.typing if check_binding(new, s, dest)]
-    has_block = any(is_type_checking_block(s) for s in tree.body)
-    guard = needs.guard
-    if typing and not has_block and isinstance(guard, ImportSpec):
-        runtime.extend([guard] if check_binding(new, guard, dest) else [])
-    tree = add_imports(tree, runtime, Importer(dest.module, dest.is_package, dest.first_party))
-    tree = add_typing_block(tree, typing, needs, dest)
-    tree = edit_all(append_definition(tree, stmt), src.name, add=True)
-    names = MoveNames(src.module, dest.module, src.name)
-    result = rewrite_file(tree, names, dest.ctx(dest.path, dest.module, dest.is_package, "new"))
-    if result.refusals:
-        raise OperationError(result.refusals[0], hint=f"fix that in {dest.path} first; "
-                             + _NOTHING)
-    return result.tree
-
-
-def _futures(tree: cst.Module) -> set[str]:
-    return {a.evaluated_name for stmt in tree.body if isinstance(stmt, cst.SimpleStatementLine)
-            for small in stmt.body if isinstance(small, cst.ImportFrom) and small.module is not None
-            and get_full_name_for_node(small.module) == "__future__"
-            and not isinstance(small.names, cst.ImportStar) for a in small.names}
+        hint="pick a module outside that loop, or break the loop first; " + NOTHING)
