@@ -157,8 +157,16 @@ def git(src: Path, *args: str, check: bool = True) -> bytes:
 
 
 def checkout(src: Path, commit: str) -> None:
-    """Put the work tree at `commit`, with nothing left over from the last one."""
-    git(src, "checkout", "-q", "-f", "--detach", commit)
+    """Put the work tree at `commit`, with nothing left over from the last one. A snapshot from
+    `fetch` may lack its largest blobs (data files, images): when the checkout cannot read one,
+    the clone is made sparse (Python and config files only, all the index needs) and retried."""
+    try:
+        git(src, "checkout", "-q", "-f", "--detach", commit)
+    except subprocess.CalledProcessError as exc:
+        if b"unable to read sha1 file" not in (exc.stderr or b""):
+            raise
+        git(src, "sparse-checkout", "set", "--no-cone", "*.py", "*.pyi", "*.toml", "*.cfg")
+        git(src, "checkout", "-q", "-f", "--detach", commit)
     git(src, "clean", "-q", "-f", "-d", "-x")
 
 
