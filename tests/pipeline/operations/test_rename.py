@@ -208,7 +208,9 @@ def test_override_of_external_base_method_is_refused(tmp_path: Path) -> None:
     files = {"app/__init__.py": "", "app/d.py": "class Box(dict):\n    def get(self, key):\n"
              "        return 1\n"}
     root = make_repo(tmp_path / "repo", files)
-    assert "defines get" in _refused(root, "app.d.Box.get", "fetch").message
+    error = _refused(root, "app.d.Box.get", "fetch")
+    assert error.message.startswith("app.d.Box.get overrides get of dict, a base class outside")
+    assert "app/d.py:1" in error.message and "keep the name get" in error.hint
 
 
 def test_class_rename_updates_string_annotations_and_subclasses(tmp_path: Path) -> None:

@@ -215,5 +215,5 @@ def external_problems(index: JediIndex, family: Family, names: list[str]) -> lis
                                         f"base {code} of {site.qualname} cannot be inspected"))
             elif clash := sorted(set(names) & attrs):
                 problems.append(Problem(site.rel, site.line,
-                                        f"base {code} of {site.qualname} defines {clash[0]}"))
+                                        f"base {code} of {site.qualname} defines {clash[0]}", code))
     return problems

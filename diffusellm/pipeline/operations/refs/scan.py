@@ -56,6 +56,8 @@ class Problem:
     rel: str
     line: int
     message: str
+    overridden: str = ""
+    """For a method a base outside the repository also defines: that base (`dict`)."""
 
 
 @dataclass

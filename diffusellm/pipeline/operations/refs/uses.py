@@ -148,6 +148,16 @@ def describe_problems(what: str, problems: list[Problem]) -> str:
 
 
 def _refuse(target: Target, problems: list[Problem]) -> None:
+    overrides = sorted({p for p in problems if p.overridden}, key=lambda p: (p.rel, p.line))
+    if overrides:
+        first = overrides[0]
+        name = target.names[-1]
+        raise OperationError(
+            f"{target.qualname} overrides {name} of {first.overridden}, a base class outside the "
+            f"repository ({first.rel}:{first.line}): renamed, it would stop overriding it, and "
+            f"code that calls {name} through that base's interface would get the base's {name}",
+            hint=f"keep the name {name}; to offer a new one as well, add a method that calls "
+                 f"{name} by hand; nothing was changed")
     if problems:
         raise OperationError(
             describe_problems(target.qualname, problems),
