@@ -35,6 +35,8 @@ NOTHING = "nothing was changed"
 
 
 def prefers_relative(dest: Dest, src: Source) -> bool:
+    """Whether the new imports should be relative: the first import of the repository's own
+    code in the destination, else in the old module, says which the project writes."""
     for tree, module in ((dest.tree, dest.module), (src.tree, src.module)):
         for stmt in tree.body:
             smalls = stmt.body if isinstance(stmt, cst.SimpleStatementLine) else ()
@@ -108,11 +110,11 @@ def build_new(src: Source, dest: Dest, needs: Needs) -> cst.Module:
     return result.tree
 
 
-def _bare(stmt: cst.BaseStatement) -> str:
+def _bare(stmt: cst.SimpleStatementLine | cst.BaseCompoundStatement) -> str:
     return cst.Module(body=[stmt.with_changes(leading_lines=[])]).code.strip()
 
 
-def _with_copies(tree: cst.Module, copies: list[cst.BaseStatement], new: dict[str, Binding],
+def _with_copies(tree: cst.Module, copies: list[cst.SimpleStatementLine], new: dict[str, Binding],
                  dest: Dest) -> cst.Module:
     """The type variables the moved code uses, defined once more after the imports; one the
     module already defines the same way is reused, one it binds otherwise is refused."""
@@ -131,9 +133,8 @@ def _with_copies(tree: cst.Module, copies: list[cst.BaseStatement], new: dict[st
     return insert_lines(tree, header_end(tree), lines, blank_before=True) if lines else tree
 
 
-def _assigned(stmt: cst.BaseStatement) -> list[str]:
-    smalls = stmt.body if isinstance(stmt, cst.SimpleStatementLine) else ()
-    return [t.target.value for small in smalls if isinstance(small, cst.Assign)
+def _assigned(stmt: cst.SimpleStatementLine) -> list[str]:
+    return [t.target.value for small in stmt.body if isinstance(small, cst.Assign)
             for t in small.targets if isinstance(t.target, cst.Name)]
 
 

@@ -51,7 +51,7 @@ class Needs:
     futures: list[str] = field(default_factory=lambda: [])
     used_imports: set[str] = field(default_factory=lambda: set())
     from_old: list[str] = field(default_factory=lambda: [])
-    copies: list[cst.BaseStatement] = field(default_factory=lambda: [])
+    copies: list[cst.SimpleStatementLine] = field(default_factory=lambda: [])
     """Type variable definitions the new module gets its own copy of (`T = TypeVar("T")`)."""
     remaining_lines: list[int] = field(default_factory=lambda: [])
 
@@ -114,7 +114,8 @@ class _Analysis:
         while new := {n: i for n in deps - copied.keys() if (i := self._type_variable(n)) >= 0}:
             copied.update(new)
             deps |= self._deps({n for i in new.values() for n in node_ids(self.src.tree.body[i])})
-        self.needs.copies = [self.src.tree.body[i] for i in sorted(set(copied.values()))]
+        self.needs.copies = [s for i in sorted(set(copied.values()))
+                             if isinstance(s := self.src.tree.body[i], cst.SimpleStatementLine)]
         for name in sorted(deps - copied.keys()):
             self._classify(name)
         self._futures()
@@ -131,7 +132,8 @@ class _Analysis:
         """Index of the one `name = TypeVar(...)` (or ParamSpec, TypeVarTuple) line defining
         `name`, which the new module gets a copy of; -1 for any other kind of name."""
         assignments = list(self.scope.assignments[name])
-        if len(assignments) != 1 or isinstance(assignments[0], ImportAssignment):
+        if len(assignments) != 1 or not isinstance(assignments[0], Assignment) or isinstance(
+                assignments[0], ImportAssignment):
             return -1
         index = self.top_of.get(id(assignments[0].node), -1)
         line = self.src.tree.body[index] if index >= 0 else None

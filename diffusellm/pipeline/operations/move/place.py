@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import libcst as cst
 
@@ -21,6 +22,8 @@ from diffusellm.pipeline.operations.move.imports import (
 
 MERGE_LINE_LIMIT = 88
 _STDLIB = frozenset(sys.stdlib_module_names)
+
+_Stmt = TypeVar("_Stmt", bound=cst.BaseStatement)
 
 
 @dataclass(frozen=True)
@@ -87,9 +90,9 @@ def header_end(tree: cst.Module) -> int:
     return 1 if tree.body and is_docstring(tree.body[0]) else 0
 
 
-def with_blank_lines(stmt: cst.BaseStatement, count: int) -> cst.BaseStatement:
+def with_blank_lines(stmt: _Stmt, count: int) -> _Stmt:
     """`stmt` with at least `count` blank lines before its first comment line."""
-    lines = list(getattr(stmt, "leading_lines", ()))
+    lines: list[cst.EmptyLine] = list(getattr(stmt, "leading_lines", ()))
     blanks = 0
     while blanks < len(lines) and lines[blanks].comment is None:
         blanks += 1

@@ -80,7 +80,7 @@ def plan_move(project: Project, target: Target, to_module: str
     relative = prefers_relative(dest, src)
     needs = analyse(src, dest.module, relative)
     stubs = stub_move(project, src, dest)
-    skip = {src.path, dest.path} | ({stubs.src.path, stubs.dest.path} if stubs else set())
+    skip = {src.path, dest.path, *((stubs.src.path, stubs.dest.path) if stubs else ())}
     importers, taken = _rewrite_importers(project, names, src, dest, skip,
                                          needs.used_imports)
     reexport = _reexported(project, src)
