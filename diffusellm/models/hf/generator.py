@@ -8,9 +8,11 @@ its messages are joined as plain text.
 
 from __future__ import annotations
 
+import inspect
 import json
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +48,7 @@ class HFTextGenerator:
         self.load_report = report
         self._lock = threading.RLock()
         self._grammars: SchemaGrammars | None = None
+        self._last_prefix: _Prefix | None = None
 
     @classmethod
     def load(cls, settings: TransformersLLM, state_dir: Path) -> HFTextGenerator:
@@ -151,12 +154,43 @@ class HFTextGenerator:
         return texts
 
     def score(self, messages: Sequence[ChatMessage], continuation: str) -> float:
-        """Sum of log P(token) over the tokens of `continuation` as the reply to `messages`."""
+        """Sum of log P(token) over the tokens of `continuation` as the reply to `messages`.
+
+        The prompt's keys and values are kept from one call to the next, so scoring many
+        replies to the same messages (ranking options) runs the prompt through the model once.
+        """
         if self.encoder_decoder:
             return self._decoder_score(self.prompt_text(messages), continuation)
         prompt = self.prompt_text(messages)
-        tokens = self.text_logprobs(prompt + continuation, from_char=len(prompt))
-        return sum_logprobs(tokens)
+        tail = _ids(self.tokenizer(continuation, add_special_tokens=False)["input_ids"])
+        if not tail:
+            return 0.0
+        with self._lock, torch.inference_mode():
+            prefix = self._prefix(prompt, len(tail))
+            if prefix is None:
+                return sum_logprobs(self.text_logprobs(prompt + continuation, from_char=len(prompt)))
+            total, intact = prefix.score(self.model, tail, self.device)
+            if not intact:
+                self._last_prefix = None
+            return total
+
+    def _prefix(self, prompt: str, new_tokens: int) -> _Prefix | None:
+        """The prompt's cached keys and values (computed when the prompt changed); None when the
+        model's cache cannot be cut back to the prompt after each reply."""
+        ids = _ids(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        self._check_context(len(ids), new_tokens)
+        if self._last_prefix is not None and self._last_prefix.ids == ids:
+            return self._last_prefix
+        self._last_prefix = None
+        if not ids:
+            return None
+        out: Any = self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=True,
+                              logits_to_keep=1)
+        cache = out.past_key_values
+        if not (hasattr(cache, "crop") and hasattr(cache, "get_seq_length")):
+            return None
+        self._last_prefix = _Prefix(ids, cache, torch.log_softmax(out.logits[0, -1].float(), dim=-1))
+        return self._last_prefix
 
     def _decoder_score(self, prompt: str, continuation: str) -> float:
         """log P(continuation | prompt) of a seq2seq model: the encoder reads the prompt, the decoder
@@ -279,6 +313,44 @@ class HFTextGenerator:
             stop_strings=[s for s in stop if s] or None,
             **sampling,
         )
+
+
+@dataclass
+class _Prefix:
+    """A prompt run through the model once: its token ids, its keys and values, and the
+    log-probabilities of the token after it."""
+
+    ids: list[int]
+    cache: Any
+    next_logprobs: torch.Tensor
+
+    def score(self, model: Any, tail: list[int], device: torch.device) -> tuple[float, bool]:
+        """log P(tail | prompt), and whether the cache could be cut back to the prompt after it
+        (a negative `crop` removes that many tokens, in every transformers version)."""
+        total = float(self.next_logprobs[tail[0]])
+        if len(tail) == 1:
+            return total, True
+        try:
+            out: Any = model(input_ids=torch.tensor([tail[:-1]], device=device), use_cache=True,
+                             **{_cache_argument(model): self.cache})
+        finally:
+            intact = self._cut_back(len(tail) - 1)
+        logprobs = torch.log_softmax(out.logits[0].float(), dim=-1)
+        return total + float(sum(float(logprobs[i, t]) for i, t in enumerate(tail[1:]))), intact
+
+    def _cut_back(self, added: int) -> bool:
+        try:
+            self.cache.crop(-added)
+        except (RuntimeError, ValueError):  # e.g. a sliding window already past its size
+            return False
+        return int(self.cache.get_seq_length()) == len(self.ids)
+
+
+def _cache_argument(model: Any) -> str:
+    """The name the model's forward takes a cache by: `cache` in recent transformers (which
+    warn about the old name), `past_key_values` before."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
 def _ids(values: Any) -> list[int]:

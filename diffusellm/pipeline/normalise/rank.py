@@ -134,7 +134,10 @@ def model_preference(llm: TextGenerator | None, issue: str, question: str, answe
         return {a: -math.log(max(len(answers), 1)) for a in answers}
     try:
         asked, blank = choice_messages(question, issue), choice_messages(question, "")
-        pmi = {a: llm.score(asked, a) - llm.score(blank, a) for a in answers}
+        # every answer to one prompt, then to the other: a model that keeps the prompt it last
+        # read (the transformers backend) reads each prompt once
+        given = {a: llm.score(asked, a) for a in answers}
+        pmi = {a: given[a] - llm.score(blank, a) for a in answers}
     except ModelError:
         return {a: -math.log(len(answers)) for a in answers}
     return _log_softmax(pmi)

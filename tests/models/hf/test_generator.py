@@ -73,6 +73,26 @@ def test_score_prefers_a_sensible_reply_and_matches_a_manual_forward(smollm: HFT
     assert good == pytest.approx(manual, abs=1e-3)
 
 
+def test_replies_scored_against_a_kept_prompt_match_scores_from_scratch(smollm: HFTextGenerator) -> None:
+    """Ranking options scores many replies to one prompt: the prompt is read once and kept; every
+    score must still equal one forward pass over prompt and reply together, whatever came before."""
+    other = [{"role": "user", "content": "Name a colour."}]
+    replies = ["The capital of France is Paris.", "Blue.", "Purple seven banana under clock.", "P"]
+
+    def from_scratch(messages: list[dict[str, str]], reply: str) -> float:
+        prompt = list(smollm.tokenizer(smollm.prompt_text(messages), add_special_tokens=False)["input_ids"])
+        ids = list(smollm.tokenizer(reply, add_special_tokens=False)["input_ids"])
+        with torch.inference_mode():
+            logits = smollm.model(input_ids=torch.tensor([prompt + ids])).logits[0]
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        return sum(float(logprobs[len(prompt) + i - 1, t]) for i, t in enumerate(ids))
+
+    expected = {(id(m), r): from_scratch(m, r) for m in (FRANCE, other) for r in replies}
+    for messages in (FRANCE, FRANCE, other, FRANCE, other, other):  # kept, replaced, kept again
+        for reply in (*replies, *reversed(replies)):
+            assert smollm.score(messages, reply) == pytest.approx(expected[(id(messages), reply)], abs=1e-3)
+
+
 def test_requests_beyond_the_context_limit_fail_before_running(smollm: HFTextGenerator) -> None:
     small = HFTextGenerator(smollm.model, smollm.tokenizer, TransformersLLM(max_context_tokens=64),
                             smollm.load_report)
