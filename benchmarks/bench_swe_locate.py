@@ -401,6 +401,7 @@ def main() -> None:
         rows = [r | {"locate before": before[str(r["id"])]["locate"]} for r in rows
                 if str(r["id"]) in before]
     report["results"] = summarise(rows)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(f"{len(rows)} issues scored; {report['machine']}")
     print(table(report["results"]))
