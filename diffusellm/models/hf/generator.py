@@ -186,7 +186,7 @@ class HFTextGenerator:
             return None
         out: Any = self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=True,
                               logits_to_keep=1)
-        cache = out.past_key_values
+        cache = out["cache"] if "cache" in out else out.get("past_key_values")  # by version
         if not (hasattr(cache, "crop") and hasattr(cache, "get_seq_length")):
             return None
         self._last_prefix = _Prefix(ids, cache, torch.log_softmax(out.logits[0, -1].float(), dim=-1))
