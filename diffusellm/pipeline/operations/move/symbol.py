@@ -1,15 +1,15 @@
 """Phase 4, operation move_symbol: move a module-level function or class to another module.
 
 Supported: module-level `def` and `class` (decorators, attached comments and docstring move
-with it; an `@overload` set moves whole, type variables it uses are copied, its `.pyi` stub
-signatures move to the destination's stub, and a module star-importing the old one keeps the
-name through a re-export from the old module). Refused: methods, nested or conditional
-definitions, module-level variables (importers
-would get a copy of the value, not the variable), a name the destination already binds,
-dynamic access by name, and moves that would create an import cycle at import time (the old
-module still uses the symbol while the moved code needs names from the old module, or any new
-import closes a loop through other modules, e.g. a package `__init__` that imports the
-destination). Nothing is written before every check has passed.
+with it). An `@overload` set moves whole; type variables it uses are copied; its `.pyi` stub
+signatures move into the destination's stub; a module that star-imports the old one keeps the
+name through a re-export from the old module. Refused: methods, nested or conditional
+definitions, module-level variables (importers would get a copy of the value, not the
+variable), a name the destination already binds, dynamic access by name, and moves that would
+create an import cycle at import time (the old module still uses the symbol while the moved
+code needs names from the old module, or any new import closes a loop through other modules,
+e.g. a package `__init__` that imports the destination). Nothing is written before every
+check has passed.
 """
 
 from __future__ import annotations
