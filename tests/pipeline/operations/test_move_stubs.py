@@ -111,6 +111,17 @@ def test_a_name_a_package_star_imports_stays_part_of_the_package(tmp_path: Path)
     assert "_hidden" not in read(root, "lib/core.py")
 
 
+def test_a_destination_that_star_imports_the_old_module_needs_no_re_export(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "r", {
+        "lib/__init__.py": "",
+        "lib/core.py": "def helper():\n    return 'help'\n",
+        "lib/api.py": "from lib.core import *\n\n\ndef run():\n    return helper()\n",
+    })
+    move(root, "lib.core.helper", "lib.api")
+    assert "helper" not in read(root, "lib/core.py")
+    assert python(root, "-c", "from lib.api import run; print(run())").stdout.strip() == "help"
+
+
 def test_an_overloaded_function_moves_with_all_its_signatures(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "r", {
         "app/__init__.py": "",

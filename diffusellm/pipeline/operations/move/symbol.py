@@ -83,7 +83,7 @@ def plan_move(project: Project, target: Target, to_module: str
     skip = {src.path, dest.path, *((stubs.src.path, stubs.dest.path) if stubs else ())}
     importers, taken = _rewrite_importers(project, names, src, dest, skip,
                                          needs.used_imports)
-    reexport = _reexported(project, src)
+    reexport = _reexported(project, src, skip)
     old_tree = build_old(src, dest, needs, taken, reexport, relative)
     _refuse_cycle(src, dest, needs, old_tree)
     new_tree = build_new(src, dest, needs)
@@ -240,16 +240,17 @@ def _rewrite_importers(project: Project, names: MoveNames, src: Source, dest: De
     return results, taken
 
 
-def _reexported(project: Project, src: Source) -> bool:
+def _reexported(project: Project, src: Source, skip: set[str]) -> bool:
     """Whether the old module must keep offering the moved name: a package's `__all__` lists it,
-    or a module star-imports the old one and got the name that way (a package `__init__` with
-    `from .core import *` makes it part of the package's interface)."""
+    or a module other than the two (`skip`: them and their stubs) star-imports the old one and
+    got the name that way (a package `__init__` with `from .core import *` makes it part of the
+    package's interface)."""
     if src.is_package:
         return src.name in all_names(src.tree)
     by_star = (src.name in all_names(src.tree) if dunder_all(src.tree) is not None
                else not src.name.startswith("_"))
     return by_star and any(_star_imports(project, rel, src.module) for rel in project.python_files()
-                           if rel != src.path and rel not in project.undecodable)
+                           if rel not in skip and rel not in project.undecodable)
 
 
 def _star_imports(project: Project, rel: str, module: str) -> bool:
