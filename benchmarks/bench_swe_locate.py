@@ -396,6 +396,8 @@ def main() -> None:
                    if args.ablations or not name.startswith(("-", "all", "k="))}
         report |= run(instances, args.src, args.work, embedder, rankers, rows_path)
     rows = [r for p in [rows_path, *args.extra_rows] for r in read_rows(p)]
+    if args.repos:  # ids are owner__name-number
+        rows = [r for r in rows if str(r["id"]).rsplit("-", 1)[0].replace("__", "/") in args.repos]
     if args.before:
         before = {str(r["id"]): r for p in args.before for r in read_rows(p)}
         rows = [r | {"locate before": before[str(r["id"])]["locate"]} for r in rows
