@@ -274,6 +274,7 @@ class HFTextGenerator:
         rows: int = 1,
     ) -> list[list[int]]:
         """The new token ids of each row of one `generate` call (`rows` copies of the prompt)."""
+        self._last_prefix = None  # a kept scoring prompt's keys and values: memory generation needs
         prompt = _ids(
             self.tokenizer(self.prompt_text(messages), add_special_tokens=self.encoder_decoder)["input_ids"]
         )

@@ -91,6 +91,8 @@ def test_replies_scored_against_a_kept_prompt_match_scores_from_scratch(smollm: 
     for messages in (FRANCE, FRANCE, other, FRANCE, other, other):  # kept, replaced, kept again
         for reply in (*replies, *reversed(replies)):
             assert smollm.score(messages, reply) == pytest.approx(expected[(id(messages), reply)], abs=1e-3)
+    smollm.generate(FRANCE, max_new_tokens=4)  # lets the kept prompt go; the next score reads it anew
+    assert smollm.score(FRANCE, replies[0]) == pytest.approx(expected[(id(FRANCE), replies[0])], abs=1e-3)
 
 
 def test_requests_beyond_the_context_limit_fail_before_running(smollm: HFTextGenerator) -> None:
