@@ -189,7 +189,8 @@ class HFTextGenerator:
         cache = out["cache"] if "cache" in out else out.get("past_key_values")  # by version
         if not (hasattr(cache, "crop") and hasattr(cache, "get_seq_length")):
             return None
-        self._last_prefix = _Prefix(ids, cache, torch.log_softmax(out.logits[0, -1].float(), dim=-1))
+        self._last_prefix = _Prefix(ids, cache, torch.log_softmax(out.logits[0, -1].float(), dim=-1),
+                                    _cache_argument(self.model))
         return self._last_prefix
 
     def _decoder_score(self, prompt: str, continuation: str) -> float:
@@ -324,6 +325,8 @@ class _Prefix:
     ids: list[int]
     cache: Any
     next_logprobs: torch.Tensor
+    cache_argument: str
+    """The name the model's forward takes the cache by (looked up once, not per reply)."""
 
     def score(self, model: Any, tail: list[int], device: torch.device) -> tuple[float, bool]:
         """log P(tail | prompt), and whether the cache could be cut back to the prompt after it
@@ -333,7 +336,7 @@ class _Prefix:
             return total, True
         try:
             out: Any = model(input_ids=torch.tensor([tail[:-1]], device=device), use_cache=True,
-                             **{_cache_argument(model): self.cache})
+                             **{self.cache_argument: self.cache})
         finally:
             intact = self._cut_back(len(tail) - 1)
         logprobs = torch.log_softmax(out.logits[0].float(), dim=-1)

@@ -21,6 +21,7 @@ from diffusellm.pipeline.operations.move.imports import (
 from diffusellm.pipeline.operations.move.place import (
     Importer,
     add_imports,
+    blank_lines,
     header_end,
     insert_lines,
     is_docstring,
@@ -105,9 +106,7 @@ def remove_statement(src: Source) -> tuple[cst.Module, list[cst.FunctionDef | cs
     staying, attached = split_leading(moved[0].leading_lines)
     tree = src.tree
     if first < len(body):  # what follows keeps the separation the moved code had
-        blanks = next((i for i, line in enumerate(moved[0].leading_lines) if line.comment),
-                      len(moved[0].leading_lines))
-        nxt = with_blank_lines(body[first], blanks)
+        nxt = with_blank_lines(body[first], blank_lines(moved[0]))
         body[first] = nxt.with_changes(leading_lines=[*staying, *nxt.leading_lines])
     elif staying:
         tree = tree.with_changes(footer=[*staying, *tree.footer])
@@ -247,10 +246,7 @@ def append_definition(tree: cst.Module, stmts: Sequence[cst.FunctionDef | cst.Cl
     """Append the moved definitions, as many blank lines before the first as the module puts
     before its last definition (two when it has none; none in an empty module)."""
     defs = [s for s in tree.body if isinstance(s, cst.FunctionDef | cst.ClassDef)]
-    count = 2
-    if defs:
-        lines = defs[-1].leading_lines
-        count = next((i for i, line in enumerate(lines) if line.comment), len(lines))
+    count = blank_lines(defs[-1]) if defs else 2
     blanks = [cst.EmptyLine()] * count if tree.body else []
     first = stmts[0].with_changes(leading_lines=[*blanks, *stmts[0].leading_lines])
     return tree.with_changes(body=[*tree.body, first, *stmts[1:]])

@@ -90,12 +90,16 @@ def header_end(tree: cst.Module) -> int:
     return 1 if tree.body and is_docstring(tree.body[0]) else 0
 
 
+def blank_lines(stmt: cst.BaseStatement) -> int:
+    """How many blank lines come before `stmt`'s first comment line (or before it)."""
+    lines: list[cst.EmptyLine] = list(getattr(stmt, "leading_lines", ()))
+    return next((i for i, line in enumerate(lines) if line.comment is not None), len(lines))
+
+
 def with_blank_lines(stmt: _Stmt, count: int) -> _Stmt:
     """`stmt` with at least `count` blank lines before its first comment line."""
     lines: list[cst.EmptyLine] = list(getattr(stmt, "leading_lines", ()))
-    blanks = 0
-    while blanks < len(lines) and lines[blanks].comment is None:
-        blanks += 1
+    blanks = blank_lines(stmt)
     if blanks >= count:
         return stmt
     return stmt.with_changes(leading_lines=[cst.EmptyLine()] * (count - blanks) + lines)
